@@ -1,0 +1,154 @@
+//! The command line: options, help text with examples, and the `cargo` calling convention.
+//! Syntax only; meaning is given to the values in `config`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser};
+
+const EXAMPLES: &str = "\
+Examples:
+  cargo cdn-deploy --bucket my-site dist/
+      Upload what changed in dist/ since the last deploy, delete what was removed.
+  cargo cdn-deploy --bucket my-site --dry-run dist/
+      Show the diff (+ new, ~ changed, - removed, = unchanged) without writing anything.
+  cargo cdn-deploy --bucket my-site --prefix docs/ --json site/
+      Deploy under s3://my-site/docs/ and print the result as one JSON document.
+  cargo cdn-deploy --bucket assets --endpoint-url http://127.0.0.1:9000 dist/
+      Deploy to an S3-compatible store (path-style addressing).
+
+The deploy keeps a manifest at <prefix>.cdn-deploy/manifest.json in the bucket and compares
+sha256 hashes against it, so an unchanged rebuild uploads nothing, and only keys it deployed
+are ever deleted.
+
+Exit codes: 0 success, 1 AWS or file system failure, 2 usage or configuration error,
+3 partial deploy (rerun to finish), 4 another deploy holds the lock or changed the manifest,
+5 refused for safety (delete limit, empty folder, secret-looking files, unreadable manifest),
+130/143 interrupted.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo-cdn-deploy",
+    bin_name = "cargo cdn-deploy",
+    version,
+    about = "Deploy a static site to S3: upload only what changed, delete only what was removed.",
+    after_help = EXAMPLES,
+    max_term_width = 100
+)]
+pub struct Args {
+    /// The build folder to deploy (for example dist/, public/, out/, build/).
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// The S3 bucket to deploy to.
+    #[arg(long, env = "CDN_DEPLOY_BUCKET", value_name = "NAME")]
+    pub bucket: Option<String>,
+
+    /// Deploy under this key prefix (a folder in the bucket), e.g. `docs/`.
+    #[arg(
+        long,
+        env = "CDN_DEPLOY_PREFIX",
+        value_name = "PREFIX",
+        default_value = ""
+    )]
+    pub prefix: String,
+
+    /// AWS region of the bucket [default: from AWS_REGION or the profile].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// AWS profile to use [default: AWS_PROFILE, else "default"].
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// S3 endpoint of an S3-compatible store (MinIO, R2, garage...); enables path-style.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Show what would be uploaded and deleted; make no write request.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+
+    /// Print one JSON document on stdout (and nothing else there).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Upload every file, even unchanged ones.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Keep objects whose files were removed (they stay in the manifest and the bucket).
+    #[arg(long)]
+    pub no_delete: bool,
+
+    /// Refuse the deploy (exit 5, nothing written) if it would delete more than N objects.
+    #[arg(long, value_name = "N", default_value_t = crate::plan::DEFAULT_MAX_DELETE)]
+    pub max_delete: usize,
+
+    /// Requests in flight at once.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Also deploy files matching this glob, even dotfiles or secret-looking names (repeatable).
+    #[arg(long, value_name = "GLOB", action = ArgAction::Append)]
+    pub include: Vec<String>,
+
+    /// Leave out files matching this glob, e.g. `*.map` (repeatable).
+    #[arg(long, value_name = "GLOB", action = ArgAction::Append)]
+    pub exclude: Vec<String>,
+
+    /// Key of the manifest [default: <prefix>.cdn-deploy/manifest.json]; the lock sits beside it.
+    #[arg(long, value_name = "KEY")]
+    pub manifest_key: Option<String>,
+
+    /// Seconds after which another deploy may take over this deploy's lock.
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    pub lock_ttl: u64,
+
+    /// Less output: errors only.
+    #[arg(long, short = 'q', conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More output: every file, skipped files, timings.
+    #[arg(long, short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Parses argv, accepting both `cargo-cdn-deploy cdn-deploy …` (as cargo runs subcommands) and
+/// `cargo-cdn-deploy …` (run directly).
+pub fn parse<I, T>(argv: I) -> Result<Args, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    if argv.get(1).is_some_and(|a| a == "cdn-deploy") {
+        argv.remove(1);
+    }
+    Args::try_parse_from(argv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_and_direct_invocation() {
+        let a = parse(["cargo-cdn-deploy", "cdn-deploy", "--bucket", "b", "dist"]).expect("cargo");
+        assert_eq!(a.bucket.as_deref(), Some("b"));
+        assert_eq!(a.dir, Some(PathBuf::from("dist")));
+        let a = parse(["cargo-cdn-deploy", "--bucket", "b", "dist"]).expect("direct");
+        assert_eq!(a.dir, Some(PathBuf::from("dist")));
+        assert!(parse(["cargo-cdn-deploy", "-q", "-v"]).is_err());
+        assert!(parse(["cargo-cdn-deploy", "--concurrency", "0"]).is_err());
+    }
+
+    #[test]
+    fn help_has_examples() {
+        let err = parse(["cargo-cdn-deploy", "--help"]).expect_err("help exits");
+        let text = err.to_string();
+        assert!(text.contains("Examples:"));
+        assert!(text.contains("cargo cdn-deploy --bucket my-site --dry-run dist/"));
+    }
+}

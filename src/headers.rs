@@ -1,0 +1,238 @@
+//! The response headers each object is stored with: Content-Type by extension and the default
+//! Cache-Control policy (content-hashed names immutable, everything else revalidated).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Cache-Control for file names that carry a content hash: their content can never change
+/// under the same name, so browsers and the edge may keep them for a year.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Cache-Control for everything else: a deploy must be visible at once, so clients revalidate
+/// (a cheap 304 when nothing changed).
+pub const REVALIDATE: &str = "public, max-age=0, must-revalidate";
+
+/// The headers an object is uploaded with, and recorded with in the manifest. A change in any of
+/// them re-uploads the object, because S3 cannot change headers without rewriting the object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Headers {
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    /// `x-amz-meta-*` metadata, without the prefix.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The built-in headers for a file at `rel` (its path relative to the build folder, with `/`).
+pub fn default_headers(rel: &str) -> Headers {
+    let cache_control = if is_content_hashed(rel) && !is_html(rel) {
+        IMMUTABLE
+    } else {
+        REVALIDATE
+    };
+    Headers {
+        content_type: content_type(rel),
+        cache_control: Some(cache_control.to_string()),
+        content_encoding: None,
+        metadata: BTreeMap::new(),
+    }
+}
+
+/// HTML pages are uploaded last so that no page ever references an asset not yet in the bucket.
+pub fn is_html(rel: &str) -> bool {
+    let ext = extension(file_name(rel));
+    ext.eq_ignore_ascii_case("html") || ext.eq_ignore_ascii_case("htm")
+}
+
+/// Content-Type by extension; text types carry `charset=utf-8` because browsers otherwise guess.
+pub fn content_type(rel: &str) -> String {
+    let ext = extension(file_name(rel)).to_ascii_lowercase();
+    // mime_guess follows the old registry for a few types that browsers now expect otherwise.
+    let essence = match ext.as_str() {
+        "js" | "mjs" | "cjs" => "text/javascript".to_string(),
+        "map" => "application/json".to_string(),
+        "webmanifest" => "application/manifest+json".to_string(),
+        "wasm" => "application/wasm".to_string(),
+        "avif" => "image/avif".to_string(),
+        "md" => "text/markdown".to_string(),
+        "" => "application/octet-stream".to_string(),
+        _ => mime_guess::from_ext(&ext)
+            .first_raw()
+            .unwrap_or("application/octet-stream")
+            .to_string(),
+    };
+    if is_text(&essence) {
+        format!("{essence}; charset=utf-8")
+    } else {
+        essence
+    }
+}
+
+fn is_text(essence: &str) -> bool {
+    essence.starts_with("text/")
+        || matches!(
+            essence,
+            "application/json"
+                | "application/ld+json"
+                | "application/manifest+json"
+                | "application/xml"
+                | "application/rss+xml"
+                | "application/atom+xml"
+                | "application/xhtml+xml"
+                | "image/svg+xml"
+        )
+}
+
+fn file_name(rel: &str) -> &str {
+    rel.rsplit('/').next().unwrap_or(rel)
+}
+
+fn extension(name: &str) -> &str {
+    match name.rfind('.') {
+        Some(0) | None => "",
+        Some(i) => &name[i + 1..],
+    }
+}
+
+/// Does the file name carry a content hash, as bundlers write them (`app.3f2a9c1b.js`,
+/// `chunk-BX7a9_kq.js`, `main.<64 hex>.css`, `app-1f2e3d4c5b6a7980_bg.wasm`)?
+///
+/// A false "yes" would cache a mutable file for a year, so the test is strict: a hex token of
+/// at least 8 characters with both digits and letters, or an 8-character base64url token with a
+/// digit and an upper-case letter (Rollup/Vite). Names it misses still deploy correctly, only
+/// with revalidation instead of immutable caching.
+pub fn is_content_hashed(rel: &str) -> bool {
+    let name = file_name(rel);
+    // Strip the extension, and a second one for source maps (`app.3f2a9c1b.js.map`).
+    let mut stem = match name.rfind('.') {
+        Some(i) if i > 0 => &name[..i],
+        _ => return false,
+    };
+    if name.ends_with(".map") {
+        if let Some(i) = stem.rfind('.') {
+            if i > 0 {
+                stem = &stem[..i];
+            }
+        }
+    }
+    let hex_token = stem
+        .split(['.', '-', '_'])
+        .skip(1)
+        .any(|t| t.len() >= 8 && is_mixed_hex(t));
+    if hex_token {
+        return true;
+    }
+    // Rollup's base64url hash may itself contain '-' or '_', so look at every 8-character
+    // suffix that follows a separator.
+    stem.char_indices()
+        .filter(|&(_, c)| c == '-' || c == '.')
+        .map(|(i, _)| &stem[i + 1..])
+        .any(|t| t.len() == 8 && is_base64url_hash(t))
+}
+
+fn is_mixed_hex(t: &str) -> bool {
+    t.bytes().all(|b| b.is_ascii_hexdigit())
+        && t.bytes().any(|b| b.is_ascii_digit())
+        && t.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+fn is_base64url_hash(t: &str) -> bool {
+    t.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && t.bytes().any(|b| b.is_ascii_digit())
+        && t.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_hashed_names() {
+        let hashed = [
+            "assets/app.3f2a9c1b.js",
+            "assets/chunk-BX7a9_kq.js",
+            "assets/index-D4nq1Xk_.css",
+            "css/main.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.css",
+            "app-1f2e3d4c5b6a7980_bg.wasm",
+            "static/js/main.8c1f2e0a.chunk.js",
+            "assets/app.3f2a9c1b.js.map",
+        ];
+        for name in hashed {
+            assert!(is_content_hashed(name), "{name} should count as hashed");
+        }
+        let plain = [
+            "index.html",
+            "favicon.ico",
+            "jquery-3.7.1.min.js",
+            "fonts/roboto-v30-latin-regular.woff2",
+            "img/logo-2x.png",
+            "my-Document.pdf",
+            "archive-20241124.zip",
+            "deadbeefcafe.txt",
+            "robots.txt",
+            ".well-known/security.txt",
+            "Makefile",
+            "app.js.map",
+        ];
+        for name in plain {
+            assert!(
+                !is_content_hashed(name),
+                "{name} should not count as hashed"
+            );
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        let cases = [
+            ("index.html", "text/html; charset=utf-8"),
+            ("a/b/style.CSS", "text/css; charset=utf-8"),
+            ("app.js", "text/javascript; charset=utf-8"),
+            ("data.json", "application/json; charset=utf-8"),
+            ("icon.svg", "image/svg+xml; charset=utf-8"),
+            ("photo.jpg", "image/jpeg"),
+            ("img.png", "image/png"),
+            ("pic.webp", "image/webp"),
+            ("pic.avif", "image/avif"),
+            ("app_bg.wasm", "application/wasm"),
+            (
+                "site.webmanifest",
+                "application/manifest+json; charset=utf-8",
+            ),
+            ("font.woff2", "font/woff2"),
+            ("LICENSE", "application/octet-stream"),
+            (".well-known/security.txt", "text/plain; charset=utf-8"),
+            ("file.unknownext", "application/octet-stream"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(content_type(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn default_cache_control() {
+        let h = default_headers("assets/app.3f2a9c1b.js");
+        assert_eq!(h.cache_control.as_deref(), Some(IMMUTABLE));
+        let h = default_headers("blog/index.html");
+        assert_eq!(h.cache_control.as_deref(), Some(REVALIDATE));
+        assert_eq!(h.content_type, "text/html; charset=utf-8");
+        // An HTML page is never immutable, whatever its name looks like.
+        let h = default_headers("page-3f2a9c1b.html");
+        assert_eq!(h.cache_control.as_deref(), Some(REVALIDATE));
+        let h = default_headers("img/logo.png");
+        assert_eq!(h.cache_control.as_deref(), Some(REVALIDATE));
+    }
+
+    #[test]
+    fn html_detection() {
+        assert!(is_html("index.html"));
+        assert!(is_html("a/B.HTM"));
+        assert!(!is_html("a.html.gz"));
+        assert!(!is_html("html"));
+    }
+}

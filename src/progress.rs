@@ -1,0 +1,166 @@
+//! Progress on stderr, built from scan and execute events: indicatif bars for a person at a
+//! terminal, one plain line per file in CI logs, nothing with `-q`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::config::Verbosity;
+use crate::execute::{Event, Progress};
+use crate::scan::ScanProgress;
+
+pub struct Reporter {
+    style: Style,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Silent,
+    Plain { verbose: bool },
+    Bars { verbose: bool },
+}
+
+impl Reporter {
+    pub fn new(verbosity: Verbosity, interactive: bool) -> Reporter {
+        let verbose = verbosity == Verbosity::Verbose;
+        let style = match verbosity {
+            Verbosity::Quiet => Style::Silent,
+            _ if interactive => Style::Bars { verbose },
+            _ => Style::Plain { verbose },
+        };
+        Reporter {
+            style,
+            bar: Mutex::new(None),
+        }
+    }
+
+    /// A line for the log; printed above the bar when one is showing.
+    pub fn line(&self, text: &str) {
+        match self.style {
+            Style::Silent => {}
+            Style::Plain { .. } => eprintln!("{text}"),
+            Style::Bars { .. } => match self.current() {
+                Some(bar) => bar.println(text),
+                None => eprintln!("{text}"),
+            },
+        }
+    }
+
+    /// A line shown only with `-v`.
+    pub fn detail(&self, text: &str) {
+        if matches!(
+            self.style,
+            Style::Plain { verbose: true } | Style::Bars { verbose: true }
+        ) {
+            self.line(text);
+        }
+    }
+
+    fn current(&self) -> Option<ProgressBar> {
+        self.bar.lock().ok().and_then(|b| b.clone())
+    }
+
+    fn start_bar(&self, len: u64, template: &str) {
+        if !matches!(self.style, Style::Bars { .. }) {
+            return;
+        }
+        let style = ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
+            .with_style(style);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(old) = slot.replace(bar) {
+                old.finish_and_clear();
+            }
+        }
+    }
+
+    /// Clears any bar, so the summary prints on a clean line.
+    pub fn finish(&self) {
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(bar) = slot.take() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
+
+impl ScanProgress for Reporter {
+    fn walked(&self, files: usize, bytes: u64) {
+        self.detail(&format!("hashing {files} files ({})", HumanBytes(bytes)));
+        self.start_bar(
+            bytes,
+            "hashing   [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        );
+    }
+
+    fn hashed(&self, bytes: u64) {
+        if let Some(bar) = self.current() {
+            bar.inc(bytes);
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn event(&self, event: Event<'_>) {
+        match event {
+            Event::Locked { holder } => self.detail(&format!("took the deploy lock as {holder}")),
+            Event::Replanned => self.line(
+                "the manifest changed before the lock was taken: planned again against the new one",
+            ),
+            Event::Uploading { files, bytes } => {
+                self.detail(&format!("uploading {files} files ({})", HumanBytes(bytes)));
+                self.start_bar(
+                    bytes,
+                    "uploading [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+                );
+            }
+            Event::Sent { bytes } => {
+                if let Some(bar) = self.current() {
+                    bar.inc(bytes);
+                }
+            }
+            Event::Uploaded { key, size } => match self.style {
+                Style::Plain { .. } => self.line(&format!("uploaded {key} ({})", HumanBytes(size))),
+                Style::Bars { verbose } => {
+                    if verbose {
+                        self.line(&format!("uploaded {key}"));
+                    }
+                    if let Some(bar) = self.current() {
+                        bar.set_message(key.to_string());
+                    }
+                }
+                Style::Silent => {}
+            },
+            Event::UploadFailed { key, error } => {
+                // Failures are shown even with -q: they decide the exit code.
+                let text = format!("error: upload {key} failed: {error}");
+                match self.current() {
+                    Some(bar) => bar.println(text),
+                    None => eprintln!("{text}"),
+                }
+            }
+            Event::Deleted { key } => {
+                if matches!(self.style, Style::Plain { .. }) {
+                    self.line(&format!("deleted {key}"));
+                } else {
+                    self.detail(&format!("deleted {key}"));
+                }
+            }
+            Event::DeleteFailed { key, error } => {
+                eprintln!("error: delete {key} failed: {error}");
+            }
+            Event::ManifestWritten => self.detail("manifest written"),
+            Event::Unlocked => self.detail("released the deploy lock"),
+            Event::UnlockFailed { error } => {
+                self.line(&format!(
+                    "warning: could not release the deploy lock ({error}); it expires by itself"
+                ));
+            }
+        }
+    }
+}

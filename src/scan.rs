@@ -1,0 +1,664 @@
+//! The build folder: which files are part of the site, their object keys, and their sha256.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use walkdir::WalkDir;
+
+/// Large enough that a syscall per chunk costs nothing next to hashing it, small enough that
+/// one buffer per core stays cheap.
+const CHUNK: usize = 256 * 1024;
+const MAX_KEY_LEN: usize = 1024;
+/// Holds the tool's manifest and lock under the prefix, so no site file may live there.
+const RESERVED_DIR: &str = ".cdn-deploy";
+const WELL_KNOWN: &str = ".well-known";
+
+#[derive(Clone, Debug, Default)]
+pub struct ScanOptions {
+    pub root: PathBuf,
+    pub prefix: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalFile {
+    pub path: PathBuf,
+    pub rel: String,
+    pub key: String,
+    pub size: u64,
+    pub sha256: [u8; 32],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SkipReason {
+    Dotfile,
+    Excluded,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub rel: String,
+    pub reason: SkipReason,
+}
+
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub files: Vec<LocalFile>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Progress sink; called from many threads.
+pub trait ScanProgress: Sync {
+    fn walked(&self, files: usize, bytes: u64);
+    fn hashed(&self, bytes: u64);
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProgress;
+
+impl ScanProgress for NoProgress {
+    fn walked(&self, _files: usize, _bytes: u64) {}
+    fn hashed(&self, _bytes: u64) {}
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("build folder \"{}\" does not exist: run your build first, or pass the folder to deploy", .0.display())]
+    MissingDir(PathBuf),
+    #[error("build folder \"{}\" is not a directory: pass the folder that holds the built site", .0.display())]
+    NotADir(PathBuf),
+    #[error("build folder \"{}\" has no file to deploy after filtering: refusing to empty the site; check the folder and your --include/--exclude globs", .0.display())]
+    EmptyDir(PathBuf),
+    #[error("file name \"{}\" is not valid UTF-8, which S3 keys must be: rename it, or leave it out with --exclude GLOB", .0.display())]
+    NonUtf8Name(PathBuf),
+    #[error("symlink \"{}\" points outside the build folder, to \"{}\": copy the target into the build folder or remove the link", .link.display(), .target.display())]
+    SymlinkOutside { link: PathBuf, target: PathBuf },
+    #[error("symlink loop at \"{}\": remove the link that points back to one of its parent folders", .0.display())]
+    SymlinkLoop(PathBuf),
+    #[error("cannot read \"{}\": {source}: check that it is readable and that no build is still writing to it", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("invalid glob \"{glob}\": {}: fix the --include or --exclude pattern", .source.kind())]
+    BadGlob {
+        glob: String,
+        source: globset::Error,
+    },
+    #[error("refusing to deploy files that look like secrets: {}: remove them from the build output, or pass --include GLOB if they are really meant to be public, or --exclude GLOB to leave them out", .0.join(", "))]
+    Secrets(Vec<String>),
+    #[error("\"{0}\" is inside {RESERVED_DIR}/, which is reserved for the deploy manifest and lock: rename it, or leave it out with --exclude GLOB")]
+    ReservedKey(String),
+    #[error("object key \"{key}\" is {len} bytes, over the S3 limit of {MAX_KEY_LEN}: shorten the path or the --prefix")]
+    KeyTooLong { key: String, len: usize },
+}
+
+impl ScanError {
+    pub fn is_safety_refusal(&self) -> bool {
+        matches!(self, Self::EmptyDir(_) | Self::Secrets(_))
+    }
+
+    pub fn is_io(&self) -> bool {
+        matches!(self, Self::Io { .. })
+    }
+}
+
+enum Verdict {
+    Deploy,
+    Skip(SkipReason),
+    Secret,
+}
+
+struct Filter {
+    include: GlobSet,
+    exclude: GlobSet,
+    has_include: bool,
+}
+
+impl Filter {
+    fn new(opts: &ScanOptions) -> Result<Self, ScanError> {
+        Ok(Self {
+            include: glob_set(&opts.include)?,
+            exclude: glob_set(&opts.exclude)?,
+            has_include: !opts.include.is_empty(),
+        })
+    }
+
+    fn verdict(&self, rel: &str) -> Verdict {
+        if self.include.is_match(rel) {
+            return Verdict::Deploy;
+        }
+        if self.exclude.is_match(rel) {
+            return Verdict::Skip(SkipReason::Excluded);
+        }
+        let well_known = in_well_known(rel);
+        let dot = rel
+            .split('/')
+            .skip(usize::from(well_known))
+            .any(|c| c.starts_with('.'));
+        // Under .well-known/ a dot-named secret (`.env`) must be refused, not silently skipped.
+        if dot && !well_known {
+            Verdict::Skip(SkipReason::Dotfile)
+        } else if looks_secret(rel) {
+            Verdict::Secret
+        } else if dot {
+            Verdict::Skip(SkipReason::Dotfile)
+        } else {
+            Verdict::Deploy
+        }
+    }
+
+    /// Skipping whole dot-directories (`.git`, `.cache`) saves walking them; an include glob
+    /// could pull any file out of them, so then every file is looked at.
+    fn prunes(&self, rel: &str) -> bool {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        !self.has_include && name.starts_with('.') && rel != WELL_KNOWN && !in_well_known(rel)
+    }
+}
+
+fn in_well_known(rel: &str) -> bool {
+    rel.strip_prefix(WELL_KNOWN)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+fn glob_set(globs: &[String]) -> Result<GlobSet, ScanError> {
+    let mut set = GlobSetBuilder::new();
+    for glob in globs {
+        // A bare name pattern such as `*.map` means "in any folder", as in .gitignore.
+        let anywhere = (!glob.contains('/')).then(|| format!("**/{glob}"));
+        for pattern in std::iter::once(glob).chain(&anywhere) {
+            let built = GlobBuilder::new(pattern).literal_separator(true).build();
+            set.add(built.map_err(|source| bad_glob(glob, source))?);
+        }
+    }
+    set.build()
+        .map_err(|source| bad_glob(&globs.join(" "), source))
+}
+
+fn bad_glob(glob: &str, source: globset::Error) -> ScanError {
+    ScanError::BadGlob {
+        glob: glob.to_string(),
+        source,
+    }
+}
+
+fn looks_secret(rel: &str) -> bool {
+    let lower = rel.to_ascii_lowercase();
+    let (dirs, name) = lower.rsplit_once('/').unwrap_or(("", &lower));
+    dirs.split('/')
+        .any(|d| matches!(d, ".git" | ".aws" | ".ssh"))
+        || name == ".env"
+        || name.starts_with(".env.")
+        || [".pem", ".key", ".p12", ".pfx"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+        || ["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        || matches!(name, ".npmrc" | ".netrc" | ".htpasswd")
+}
+
+/// The relative path with '/', and whether every component was UTF-8. Name bytes are kept
+/// exactly as the file system returns them, without Unicode normalization: the key must be the
+/// name the file really has (macOS may hand back NFD where Linux keeps what was written).
+fn relative(root: &Path, path: &Path) -> Result<(String, bool), ScanError> {
+    let odd = || io_at(path)(io::Error::other("not a plain path below the build folder"));
+    let tail = path.strip_prefix(root).map_err(|_| odd())?;
+    let (mut rel, mut utf8) = (String::new(), true);
+    for component in tail.components() {
+        let Component::Normal(part) = component else {
+            return Err(odd());
+        };
+        if !rel.is_empty() {
+            rel.push('/');
+        }
+        match part.to_str() {
+            Some(s) => rel.push_str(s),
+            None => {
+                utf8 = false;
+                rel.push_str(&part.to_string_lossy());
+            }
+        }
+    }
+    Ok((rel, utf8))
+}
+
+fn walk_error(err: walkdir::Error) -> ScanError {
+    let path = err.path().map(Path::to_path_buf).unwrap_or_default();
+    if err.loop_ancestor().is_some() {
+        return ScanError::SymlinkLoop(path);
+    }
+    let source = err.into();
+    ScanError::Io { path, source }
+}
+
+fn io_at(path: &Path) -> impl Fn(io::Error) -> ScanError + '_ {
+    move |source| ScanError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn check_inside(canon_root: &Path, link: &Path) -> Result<(), ScanError> {
+    let target = link.canonicalize().map_err(io_at(link))?;
+    if target.starts_with(canon_root) {
+        Ok(())
+    } else {
+        let link = link.to_path_buf();
+        Err(ScanError::SymlinkOutside { link, target })
+    }
+}
+
+pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, ScanError> {
+    let root = &opts.root;
+    let meta = std::fs::metadata(root).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => ScanError::MissingDir(root.clone()),
+        _ => io_at(root)(e),
+    })?;
+    if !meta.is_dir() {
+        return Err(ScanError::NotADir(root.clone()));
+    }
+    let canon_root = root.canonicalize().map_err(io_at(root))?;
+    let filter = Filter::new(opts)?;
+    let (mut files, mut skipped, mut secrets) = (Vec::new(), Vec::new(), Vec::new());
+
+    let mut walk = WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+        .min_depth(1)
+        .into_iter();
+    while let Some(entry) = walk.next() {
+        let entry = entry.map_err(walk_error)?;
+        let (rel, utf8) = relative(root, entry.path())?;
+        let file_type = entry.file_type();
+        if file_type.is_dir() {
+            if filter.prunes(&rel) {
+                walk.skip_current_dir();
+                let (rel, reason) = (rel + "/", SkipReason::Dotfile);
+                skipped.push(Skipped { rel, reason });
+            } else if entry.path_is_symlink() {
+                check_inside(&canon_root, entry.path())?;
+            }
+            continue;
+        }
+        if !file_type.is_file() {
+            continue;
+        }
+        match filter.verdict(&rel) {
+            Verdict::Skip(reason) => skipped.push(Skipped { rel, reason }),
+            Verdict::Secret => secrets.push(rel),
+            Verdict::Deploy => {
+                if !utf8 {
+                    return Err(ScanError::NonUtf8Name(entry.into_path()));
+                }
+                if rel.split('/').next() == Some(RESERVED_DIR) {
+                    return Err(ScanError::ReservedKey(rel));
+                }
+                if entry.path_is_symlink() {
+                    check_inside(&canon_root, entry.path())?;
+                }
+                let key = format!("{}{rel}", opts.prefix);
+                if key.len() > MAX_KEY_LEN {
+                    let len = key.len();
+                    return Err(ScanError::KeyTooLong { key, len });
+                }
+                let size = entry.metadata().map_err(walk_error)?.len();
+                let (path, sha256) = (entry.into_path(), [0; 32]);
+                files.push(LocalFile {
+                    path,
+                    rel,
+                    key,
+                    size,
+                    sha256,
+                });
+            }
+        }
+    }
+
+    if !secrets.is_empty() {
+        secrets.sort_unstable();
+        return Err(ScanError::Secrets(secrets));
+    }
+    if files.is_empty() {
+        return Err(ScanError::EmptyDir(root.clone()));
+    }
+    progress.walked(files.len(), files.iter().map(|f| f.size).sum());
+    files.par_iter_mut().try_for_each(|f| {
+        f.sha256 = hash_listed(&f.path, f.size, progress)?;
+        Ok::<_, ScanError>(())
+    })?;
+    files.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    skipped.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(Scan { files, skipped })
+}
+
+/// The size recorded at walk time goes into the manifest and the upload, so a file that changed
+/// since must not be paired with a hash of different content.
+fn hash_listed(path: &Path, size: u64, progress: &dyn ScanProgress) -> Result<[u8; 32], ScanError> {
+    let io_err = io_at(path);
+    let (sha256, read) = File::open(path)
+        .and_then(|f| hash_open(f, size, progress))
+        .map_err(&io_err)?;
+    if read != size {
+        let msg = format!("file changed while scanning ({size} bytes listed, {read} read)");
+        return Err(io_err(io::Error::other(msg)));
+    }
+    Ok(sha256)
+}
+
+/// sha256 of one file, streamed in fixed-size chunks (never the whole file in memory).
+pub fn hash_file(path: &Path, progress: &dyn ScanProgress) -> Result<[u8; 32], io::Error> {
+    let file = File::open(path)?;
+    let size = file.metadata()?.len();
+    Ok(hash_open(file, size, progress)?.0)
+}
+
+fn hash_open(
+    mut file: File,
+    hint: u64,
+    progress: &dyn ScanProgress,
+) -> io::Result<([u8; 32], u64)> {
+    // Most site files are small: sizing the buffer to them avoids zeroing 256 KiB per file.
+    let cap = usize::try_from(hint).map_or(CHUNK, |n| n.clamp(1, CHUNK));
+    let mut buf = vec![0u8; cap];
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+        progress.hashed(n as u64);
+    }
+    Ok((hasher.finalize().into(), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+    use tempfile::TempDir;
+
+    fn put(root: &Path, rel: &str, body: &[u8]) {
+        let path = root.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, body).unwrap();
+    }
+
+    /// A build folder holding the whitespace-separated files, each containing "x".
+    fn tree(rels: &str) -> TempDir {
+        let dir = TempDir::new().unwrap();
+        rels.split_whitespace()
+            .for_each(|rel| put(dir.path(), rel, b"x"));
+        dir
+    }
+
+    fn run(dir: &Path, tweak: impl FnOnce(&mut ScanOptions)) -> Result<Scan, ScanError> {
+        let mut opts = ScanOptions {
+            root: dir.into(),
+            ..ScanOptions::default()
+        };
+        tweak(&mut opts);
+        scan(&opts, &NoProgress)
+    }
+
+    fn rels(scan: &Scan) -> Vec<&str> {
+        scan.files.iter().map(|f| f.rel.as_str()).collect()
+    }
+
+    fn skipped(scan: &Scan, reason: SkipReason) -> Vec<&str> {
+        let of_reason = scan.skipped.iter().filter(|s| s.reason == reason);
+        of_reason.map(|s| s.rel.as_str()).collect()
+    }
+
+    fn words(list: &str) -> Vec<String> {
+        list.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn keys_are_prefix_plus_rel_sorted_by_key() {
+        let dir = tree("index.html a/b/c.css a-b.js");
+        let scan = run(dir.path(), |o| o.prefix = "site/".into()).unwrap();
+        let keys: Vec<_> = scan.files.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["site/a-b.js", "site/a/b/c.css", "site/index.html"]);
+        let css = &scan.files[1];
+        assert_eq!((css.rel.as_str(), css.size), ("a/b/c.css", 1));
+        assert_eq!(css.path, dir.path().join("a/b/c.css"));
+        assert_eq!(css.sha256, <[u8; 32]>::from(Sha256::digest(b"x")));
+    }
+
+    #[test]
+    fn non_ascii_and_space_names_keep_their_bytes() {
+        let names = ["blog/café/index.html", "my file.txt", "nfd/cafe\u{301}.txt"];
+        let dir = tree("");
+        names.iter().for_each(|rel| put(dir.path(), rel, b"x"));
+        assert_eq!(rels(&run(dir.path(), |_| {}).unwrap()), names);
+    }
+
+    #[test]
+    fn dotfiles_skipped_but_well_known_kept() {
+        let dir = tree(".hidden .git/config a/.DS_Store .well-known/security.txt .well-known/.x i");
+        let scan = run(dir.path(), |_| {}).unwrap();
+        assert_eq!(rels(&scan), [".well-known/security.txt", "i"]);
+        let want = [".git/", ".hidden", ".well-known/.x", "a/.DS_Store"];
+        assert_eq!(skipped(&scan, SkipReason::Dotfile), want);
+    }
+
+    #[test]
+    fn include_overrides_dotfile_exclude_and_secret() {
+        let dir = tree(".htaccess tls/server.key a.map .git/HEAD index.html");
+        let scan = run(dir.path(), |o| {
+            o.include = words(".htaccess *.key a.map");
+            o.exclude = words("*.map");
+        });
+        let scan = scan.unwrap();
+        assert_eq!(
+            rels(&scan),
+            [".htaccess", "a.map", "index.html", "tls/server.key"]
+        );
+        // With include globs dot-directories are walked, so their files are listed one by one.
+        assert_eq!(skipped(&scan, SkipReason::Dotfile), [".git/HEAD"]);
+    }
+
+    #[test]
+    fn exclude_skips_and_star_stays_in_its_folder() {
+        let dir = tree("drafts/a/b.html js/a.js js/sub/b.js index.html");
+        let scan = run(dir.path(), |o| o.exclude = words("drafts/** js/*.js")).unwrap();
+        assert_eq!(rels(&scan), ["index.html", "js/sub/b.js"]);
+        let want = ["drafts/a/b.html", "js/a.js"];
+        assert_eq!(skipped(&scan, SkipReason::Excluded), want);
+    }
+
+    #[test]
+    fn glob_without_slash_matches_in_subfolders() {
+        let dir = tree("a.map js/deep/b.map js/app.js");
+        let scan = run(dir.path(), |o| o.exclude = words("*.map")).unwrap();
+        assert_eq!(rels(&scan), ["js/app.js"]);
+        assert_eq!(
+            skipped(&scan, SkipReason::Excluded),
+            ["a.map", "js/deep/b.map"]
+        );
+    }
+
+    #[test]
+    fn bad_glob_is_reported() {
+        let dir = tree("index.html");
+        let err = run(dir.path(), |o| o.include = words("a[")).unwrap_err();
+        assert!(matches!(&err, ScanError::BadGlob { glob, .. } if glob == "a["));
+    }
+
+    #[test]
+    fn secrets_are_refused_and_all_listed() {
+        let secrets = ".well-known/.env .well-known/.git/config cert.pem id_rsa k/s.KEY n/id_ed25519.pub x.p12";
+        let dir = tree(&format!("{secrets} index.html .env keyboard.html"));
+        let err = run(dir.path(), |_| {}).unwrap_err();
+        assert!(matches!(&err, ScanError::Secrets(list) if *list == words(secrets)));
+        assert!(err.is_safety_refusal() && !err.is_io());
+        let msg = err.to_string();
+        assert!(
+            msg.contains("--include GLOB") && msg.contains("--exclude GLOB"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn reserved_dir_is_refused_when_deployed() {
+        let dir = tree(".cdn-deploy/manifest.json index.html");
+        assert_eq!(rels(&run(dir.path(), |_| {}).unwrap()), ["index.html"]);
+        let err = run(dir.path(), |o| o.include = words(".cdn-deploy/**")).unwrap_err();
+        assert!(matches!(&err, ScanError::ReservedKey(r) if r == ".cdn-deploy/manifest.json"));
+    }
+
+    #[test]
+    fn key_too_long_is_refused() {
+        let dir = tree("index.html");
+        let err = run(dir.path(), |o| o.prefix = "p/".repeat(510)).unwrap_err();
+        assert!(matches!(err, ScanError::KeyTooLong { len: 1030, .. }));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_inside_are_followed() {
+        use std::os::unix::fs::symlink;
+        let dir = tree("real/a.txt");
+        symlink("real/a.txt", dir.path().join("link.txt")).unwrap();
+        symlink("real", dir.path().join("linkdir")).unwrap();
+        let scan = run(dir.path(), |_| {}).unwrap();
+        assert_eq!(rels(&scan), ["link.txt", "linkdir/a.txt", "real/a.txt"]);
+        assert!(scan
+            .files
+            .iter()
+            .all(|f| f.sha256 == scan.files[2].sha256 && f.size == 1));
+        assert_eq!(scan.files[0].path, dir.path().join("link.txt"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_outside_are_refused() {
+        let outside = tree("secret.txt");
+        for (name, target) in [("leak.txt", "secret.txt"), ("leakdir", "")] {
+            let dir = tree("index.html");
+            let link = dir.path().join(name);
+            std::os::unix::fs::symlink(outside.path().join(target), &link).unwrap();
+            let err = run(dir.path(), |_| {}).unwrap_err();
+            assert!(matches!(&err, ScanError::SymlinkOutside { link: l, .. } if *l == link));
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loop_is_refused() {
+        let dir = tree("a/index.html");
+        let link = dir.path().join("a/up");
+        std::os::unix::fs::symlink("..", &link).unwrap();
+        let err = run(dir.path(), |_| {}).unwrap_err();
+        assert!(matches!(&err, ScanError::SymlinkLoop(p) if *p == link));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn sockets_are_skipped_silently() {
+        let dir = tree("index.html");
+        let _sock = std::os::unix::net::UnixListener::bind(dir.path().join("s.sock")).unwrap();
+        let scan = run(dir.path(), |_| {}).unwrap();
+        assert_eq!(rels(&scan), ["index.html"]);
+        assert!(scan.skipped.is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_name_is_refused() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tree("");
+        let path = dir
+            .path()
+            .join(std::ffi::OsStr::from_bytes(b"bad\xff.html"));
+        if fs::write(&path, b"x").is_err() {
+            return; // some file systems (APFS) refuse such names outright
+        }
+        let err = run(dir.path(), |_| {}).unwrap_err();
+        assert!(matches!(&err, ScanError::NonUtf8Name(p) if *p == path));
+        assert!(err.to_string().contains("bad\u{fffd}.html"));
+    }
+
+    #[test]
+    fn empty_or_dotfiles_only_is_refused() {
+        let err = run(tree("").path(), |_| {}).unwrap_err();
+        assert!(matches!(err, ScanError::EmptyDir(_)) && err.is_safety_refusal());
+        let dir = tree(".DS_Store .cache/x");
+        assert!(matches!(
+            run(dir.path(), |_| {}),
+            Err(ScanError::EmptyDir(_))
+        ));
+    }
+
+    #[test]
+    fn missing_dir_and_file_root_are_refused() {
+        let dir = tree("file");
+        let err = run(&dir.path().join("dist"), |_| {}).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("dist\" does not exist: run your build first"));
+        assert!(matches!(err, ScanError::MissingDir(_)));
+        let err = run(&dir.path().join("file"), |_| {}).unwrap_err();
+        assert!(matches!(err, ScanError::NotADir(_)));
+    }
+
+    #[test]
+    fn hash_of_hello_is_known() {
+        let dir = tree("");
+        put(dir.path(), "hello.txt", b"hello\n");
+        let hash = hash_file(&dir.path().join("hello.txt"), &NoProgress).unwrap();
+        let want = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+        assert_eq!(hex::encode(hash), want);
+    }
+
+    #[derive(Default)]
+    struct Count(AtomicUsize, AtomicU64, AtomicU64);
+
+    impl ScanProgress for Count {
+        fn walked(&self, files: usize, bytes: u64) {
+            self.0.fetch_add(files, Relaxed);
+            self.1.fetch_add(bytes, Relaxed);
+        }
+        fn hashed(&self, bytes: u64) {
+            self.2.fetch_add(bytes, Relaxed);
+        }
+    }
+
+    #[test]
+    fn large_file_hashes_right_and_reports_progress() {
+        let dir = tree("small.txt");
+        let body: Vec<u8> = (0..(1u32 << 20) + 12_345)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        put(dir.path(), "big.bin", &body);
+        let count = Count::default();
+        let opts = ScanOptions {
+            root: dir.path().into(),
+            ..ScanOptions::default()
+        };
+        let scan = scan(&opts, &count).unwrap();
+        assert_eq!(
+            scan.files[0].sha256,
+            <[u8; 32]>::from(Sha256::digest(&body))
+        );
+        let total = body.len() as u64 + 1;
+        let counted = [count.1.load(Relaxed), count.2.load(Relaxed)];
+        assert_eq!((count.0.load(Relaxed), counted), (2, [total, total]));
+    }
+
+    #[test]
+    fn size_change_since_walk_is_an_io_error() {
+        let dir = tree("a.txt");
+        let err = hash_listed(&dir.path().join("a.txt"), 3, &NoProgress).unwrap_err();
+        assert!(err.is_io() && err.to_string().contains("file changed while scanning"));
+    }
+}
