@@ -115,9 +115,11 @@ impl Settings {
         let (bucket, url_prefix) = split_bucket(&raw_bucket)?;
         let prefix = match (args.prefix.is_empty(), url_prefix) {
             (true, Some(p)) => normalize_prefix(&p)?,
-            (false, Some(_)) => return Err(Error::Usage(format!(
+            (false, Some(_)) => {
+                return Err(Error::Usage(format!(
                 "the prefix is given twice: in --bucket {raw_bucket:?} and in --prefix; keep one"
-            ))),
+            )))
+            }
             (_, None) => normalize_prefix(&args.prefix)?,
         };
         let manifest_key = match args.manifest_key {

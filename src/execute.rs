@@ -182,13 +182,19 @@ pub async fn read_manifest<B: Bucket>(bucket: &B, key: &str) -> Result<Remote, E
     }
 }
 
-/// Runs the plan under the deploy lock. `local` and `opts` are needed to re-plan when another
-/// deploy changed the manifest between the first read and taking the lock.
+/// What a plan was made from, kept to plan again when another deploy changed the manifest
+/// between the first read and taking the lock.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    pub local: &'a [(LocalFile, Headers)],
+    pub opts: &'a PlanOptions,
+}
+
+/// Runs the plan under the deploy lock.
 pub async fn execute<B: Bucket>(
     bucket: &B,
     job: &Job,
-    local: &[(LocalFile, Headers)],
-    opts: &PlanOptions,
+    inputs: Inputs<'_>,
     remote: Remote,
     plan: Plan,
     progress: &dyn Progress,
@@ -198,7 +204,7 @@ pub async fn execute<B: Bucket>(
     progress.event(Event::Locked {
         holder: &job.holder,
     });
-    let result = locked(bucket, job, local, opts, remote, plan, progress, cancel).await;
+    let result = locked(bucket, job, inputs, remote, plan, progress, cancel).await;
     match bucket.delete_if(&job.lock_key, &lock_etag).await {
         Ok(()) => progress.event(Event::Unlocked),
         Err(error) => progress.event(Event::UnlockFailed { error: &error }),
@@ -206,12 +212,10 @@ pub async fn execute<B: Bucket>(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn locked<B: Bucket>(
     bucket: &B,
     job: &Job,
-    local: &[(LocalFile, Headers)],
-    opts: &PlanOptions,
+    inputs: Inputs<'_>,
     mut remote: Remote,
     mut plan: Plan,
     progress: &dyn Progress,
@@ -245,7 +249,7 @@ async fn locked<B: Bucket>(
             Err(BucketError::PreconditionFailed) if attempts < 3 => {
                 attempts += 1;
                 remote = read_manifest(bucket, &job.manifest_key).await?;
-                plan = plan::plan(local, remote.manifest.as_ref(), opts)?;
+                plan = plan::plan(inputs.local, remote.manifest.as_ref(), inputs.opts)?;
                 progress.event(Event::Replanned);
                 if plan.is_empty() {
                     return Ok(Executed {

@@ -165,8 +165,10 @@ async fn deploy(settings: &Settings) -> Result<u8, Error> {
     let done = execute::execute(
         &bucket,
         &job,
-        &local,
-        &settings.plan,
+        execute::Inputs {
+            local: &local,
+            opts: &settings.plan,
+        },
         Remote {
             manifest: remote.manifest,
             etag: remote.etag,

@@ -1,0 +1,654 @@
+//! End-to-end deploys: the real binary against moto server's S3 API on loopback, checked through
+//! the real SDK and moto's request log.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+use cdn_deploy::manifest::Manifest;
+use sha2::{Digest, Sha256};
+use support::{cli, copy_fixture, moto, rt, unique_bucket, FaultProxy, Request};
+use walkdir::WalkDir;
+
+const MANIFEST: &str = ".cdn-deploy/manifest.json";
+const LOCK: &str = ".cdn-deploy/lock.json";
+
+fn deploy(bucket: &str, dir: &Path, extra: &[&str]) -> Output {
+    cli()
+        .arg("--bucket")
+        .arg(bucket)
+        .args(extra)
+        .arg(dir)
+        .output()
+        .expect("run cargo-cdn-deploy")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[track_caller]
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", text(out));
+}
+
+fn new_bucket(tag: &str) -> String {
+    let bucket = unique_bucket(tag);
+    rt().block_on(moto().create_bucket(&bucket));
+    bucket
+}
+
+fn keys(bucket: &str) -> Vec<String> {
+    rt().block_on(moto().list_keys(bucket))
+}
+
+fn manifest(bucket: &str, key: &str) -> Manifest {
+    let (bytes, _) = rt().block_on(moto().get(bucket, key));
+    Manifest::decode(&bytes).expect("the manifest decodes")
+}
+
+/// Relative paths (with '/') and bytes of every file the site deploys.
+fn site_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.expect("walk"))
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e.path().strip_prefix(dir).expect("inside");
+            let rel = rel
+                .components()
+                .map(|c| c.as_os_str().to_str().expect("utf-8 fixture name"))
+                .collect::<Vec<_>>()
+                .join("/");
+            (rel, fs::read(e.path()).expect("read"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Writes to site objects (the manifest and lock excluded), as `METHOD key`.
+fn site_writes(requests: &[Request]) -> Vec<String> {
+    let mut writes: Vec<String> = requests
+        .iter()
+        .filter(|r| r.method != "GET" && r.method != "HEAD")
+        .filter(|r| !r.key().is_some_and(|k| k.contains(".cdn-deploy/")))
+        .map(|r| format!("{} {}", r.method, r.key().unwrap_or_default()))
+        .collect();
+    writes.sort();
+    writes
+}
+
+fn is_write(r: &Request) -> bool {
+    !matches!(r.method.as_str(), "GET" | "HEAD")
+}
+
+#[test]
+fn first_deploy_lands_every_file_byte_for_byte_with_headers() {
+    let bucket = new_bucket("first");
+    let site = copy_fixture("site");
+    let out = deploy(&bucket, site.path(), &[]);
+    assert_exit(&out, 0);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("Deployed: "),
+        "{}",
+        text(&out)
+    );
+
+    let files = site_files(site.path());
+    let mut want: Vec<String> = files
+        .iter()
+        .map(|(rel, _)| rel.clone())
+        .filter(|rel| !rel.starts_with('.') || rel.starts_with(".well-known/"))
+        .collect();
+    want.push(MANIFEST.into());
+    want.sort();
+    assert_eq!(
+        keys(&bucket),
+        want,
+        "exactly the site and the manifest, no lock left"
+    );
+    assert!(want.iter().any(|k| k == "blog/café-au-lait/index.html"));
+    assert!(want.iter().any(|k| k == "docs/getting started.html"));
+    assert!(want.iter().any(|k| k == ".well-known/security.txt"));
+
+    let m = manifest(&bucket, MANIFEST);
+    assert_eq!(m.version, 1);
+    assert!(!m.deploy.in_progress);
+    for (rel, bytes) in &files {
+        let (got, head) = rt().block_on(moto().get(&bucket, rel));
+        assert_eq!(sha(&got), sha(bytes), "{rel} is byte-identical");
+        let entry = &m.files[rel];
+        assert_eq!(
+            entry.sha256.as_deref(),
+            Some(sha(bytes).as_str()),
+            "{rel} in manifest"
+        );
+        assert_eq!(
+            head.content_type.as_deref(),
+            Some(entry.headers.content_type.as_str())
+        );
+        assert_eq!(head.cache_control, entry.headers.cache_control, "{rel}");
+    }
+    let head = |key: &str| rt().block_on(moto().get(&bucket, key)).1;
+    let html = head("index.html");
+    assert_eq!(
+        html.content_type.as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(
+        html.cache_control.as_deref(),
+        Some("public, max-age=0, must-revalidate")
+    );
+    let js = head("assets/index-BX7a9_kq.js");
+    assert_eq!(
+        js.content_type.as_deref(),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(
+        js.cache_control.as_deref(),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(
+        head("img/logo.png").content_type.as_deref(),
+        Some("image/png")
+    );
+    assert_eq!(
+        head("img/hero.jpg").content_type.as_deref(),
+        Some("image/jpeg")
+    );
+    assert_eq!(
+        head("docs/getting started.html").cache_control.as_deref(),
+        Some("public, max-age=0, must-revalidate")
+    );
+}
+
+#[test]
+fn unchanged_rebuild_makes_exactly_one_request() {
+    let bucket = new_bucket("noop");
+    let site = copy_fixture("site");
+    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+
+    // A rebuild rewrites every file with the same bytes and new mtimes.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for (rel, bytes) in site_files(site.path()) {
+        fs::write(site.path().join(&rel), bytes).expect("rewrite");
+    }
+    let mark = moto().mark();
+    let out = deploy(&bucket, site.path(), &[]);
+    assert_exit(&out, 0);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("Nothing to deploy: 18 files unchanged"),
+        "{}",
+        text(&out)
+    );
+    let requests = moto().requests_since(mark, &bucket);
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(requests[0].method, "GET");
+    assert_eq!(requests[0].key().as_deref(), Some(MANIFEST));
+}
+
+#[test]
+fn an_edit_writes_and_deletes_exactly_what_changed() {
+    let bucket = new_bucket("edit");
+    let site = copy_fixture("site");
+    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+
+    fs::write(
+        site.path().join("robots.txt"),
+        "User-agent: *\nDisallow: /private/\n",
+    )
+    .expect("edit");
+    fs::write(
+        site.path().join("img/new.svg"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"/>\n",
+    )
+    .expect("add");
+    fs::remove_file(site.path().join("favicon.ico")).expect("remove");
+    let mark = moto().mark();
+    let out = deploy(&bucket, site.path(), &["--json"]);
+    assert_exit(&out, 0);
+    let requests = moto().requests_since(mark, &bucket);
+    assert_eq!(
+        site_writes(&requests),
+        ["POST ", "PUT img/new.svg", "PUT robots.txt"],
+        "two uploads and one batched delete: {requests:#?}"
+    );
+    let keys = keys(&bucket);
+    assert!(!keys.contains(&"favicon.ico".to_string()));
+    assert!(keys.contains(&"img/new.svg".to_string()));
+    let (robots, _) = rt().block_on(moto().get(&bucket, "robots.txt"));
+    assert_eq!(robots, b"User-agent: *\nDisallow: /private/\n");
+
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["dry_run"], false);
+    assert_eq!(doc["exit_code"], 0);
+    assert_eq!(doc["unchanged"], 16);
+    let uploads: Vec<(String, String)> = doc["uploads"]
+        .as_array()
+        .expect("uploads")
+        .iter()
+        .map(|u| {
+            (
+                u["key"].as_str().unwrap_or("").into(),
+                u["reason"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        uploads,
+        [
+            ("img/new.svg".to_string(), "new".to_string()),
+            ("robots.txt".into(), "content".into())
+        ]
+    );
+    assert_eq!(doc["deletes"][0]["key"], "favicon.ico");
+    let m = manifest(&bucket, MANIFEST);
+    assert!(!m.files.contains_key("favicon.ico"));
+    assert!(m.files.contains_key("img/new.svg"));
+}
+
+#[test]
+fn next_build_uploads_assets_before_html_and_deletes_last() {
+    let bucket = new_bucket("order");
+    let site = copy_fixture("site");
+    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+    let v2 = copy_fixture("site-v2");
+    let mark = moto().mark();
+    let out = deploy(&bucket, v2.path(), &["--concurrency", "4"]);
+    assert_exit(&out, 0);
+    let writes: Vec<Request> = moto()
+        .requests_since(mark, &bucket)
+        .into_iter()
+        .filter(is_write)
+        .filter(|r| !r.key().is_some_and(|k| k.contains(".cdn-deploy/")))
+        .collect();
+    let position = |pred: &dyn Fn(&Request) -> bool| writes.iter().position(pred);
+    let last_asset = writes
+        .iter()
+        .rposition(|r| r.method == "PUT" && !r.key().unwrap_or_default().ends_with(".html"))
+        .expect("assets uploaded");
+    let first_html = position(&|r| r.key().unwrap_or_default().ends_with(".html")).expect("html");
+    let delete = position(&|r| r.method == "POST").expect("a delete batch");
+    assert!(last_asset < first_html, "{writes:#?}");
+    assert_eq!(delete, writes.len() - 1, "deletes come last: {writes:#?}");
+    assert_eq!(writes.len(), 9, "8 uploads and 1 delete batch: {writes:#?}");
+    assert_eq!(
+        keys(&bucket)
+            .into_iter()
+            .filter(|k| k != MANIFEST)
+            .collect::<Vec<_>>(),
+        site_files(v2.path())
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn header_only_change_reuploads() {
+    let bucket = new_bucket("headers");
+    let site = copy_fixture("site");
+    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+    // As if the previous deploy had used another Cache-Control rule for this file.
+    let mut m = manifest(&bucket, MANIFEST);
+    let entry = m.files.get_mut("img/logo.png").expect("logo");
+    entry.headers.cache_control = Some("public, max-age=60".into());
+    rt().block_on(moto().put(&bucket, MANIFEST, m.encode()));
+
+    let dry = deploy(&bucket, site.path(), &["--dry-run"]);
+    assert_exit(&dry, 0);
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains("~ img/logo.png"),
+        "{}",
+        text(&dry)
+    );
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains("headers"),
+        "{}",
+        text(&dry)
+    );
+    let mark = moto().mark();
+    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+    let requests = moto().requests_since(mark, &bucket);
+    assert_eq!(site_writes(&requests), ["PUT img/logo.png"]);
+    let m = manifest(&bucket, MANIFEST);
+    assert_eq!(
+        m.files["img/logo.png"].headers.cache_control.as_deref(),
+        Some("public, max-age=0, must-revalidate")
+    );
+}
+
+#[test]
+fn dry_run_sends_no_write_request() {
+    let bucket = new_bucket("dry");
+    let site = copy_fixture("site");
+    let mark = moto().mark();
+    let out = deploy(&bucket, site.path(), &["--dry-run"]);
+    assert_exit(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("+ blog/café-au-lait/index.html"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Would upload 18 files"), "{stdout}");
+    let json = deploy(&bucket, site.path(), &["--dry-run", "--json"]);
+    assert_exit(&json, 0);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["uploads"].as_array().map(Vec::len), Some(18));
+
+    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+    fs::remove_file(site.path().join("robots.txt")).expect("remove");
+    fs::write(site.path().join("index.html"), "<h1>changed</h1>\n").expect("edit");
+    let out = deploy(&bucket, site.path(), &["--dry-run", "--force"]);
+    assert_exit(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("- robots.txt"), "{stdout}");
+    assert!(stdout.contains("forced"), "{stdout}");
+    let requests = moto().requests_since(mark, &bucket);
+    let dry_writes: Vec<_> = requests.iter().filter(|r| is_write(r)).collect();
+    // Only the one real deploy in the middle wrote anything: lock, manifest twice, 18 files, unlock.
+    assert_eq!(dry_writes.len(), 18 + 4, "{dry_writes:#?}");
+}
+
+#[test]
+fn held_lock_is_a_conflict_and_nothing_is_written() {
+    let bucket = new_bucket("lock");
+    let site = copy_fixture("site");
+    let lock = r#"{"holder": "github-actions run 7", "started": "2026-01-01T00:00:00Z", "expires": "2999-01-01T00:00:00Z", "tool_version": "0.1.0"}"#;
+    rt().block_on(moto().put(&bucket, LOCK, lock));
+    let mark = moto().mark();
+    let out = deploy(&bucket, site.path(), &[]);
+    assert_exit(&out, 4);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("github-actions run 7"),
+        "names the holder: {stderr}"
+    );
+    let requests = moto().requests_since(mark, &bucket);
+    let writes: Vec<_> = requests.iter().filter(|r| is_write(r)).collect();
+    assert_eq!(
+        writes.len(),
+        1,
+        "only the refused lock attempt: {requests:#?}"
+    );
+    assert_eq!(writes[0].status, 412);
+    assert_eq!(keys(&bucket), [LOCK]);
+
+    // An expired lock is taken over.
+    let stale = lock.replace("2999-01-01", "2001-01-01");
+    rt().block_on(moto().put(&bucket, LOCK, stale));
+    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+    assert!(
+        !keys(&bucket).contains(&LOCK.to_string()),
+        "released after the deploy"
+    );
+}
+
+#[test]
+fn delete_limit_refuses_and_deletes_nothing() {
+    let bucket = new_bucket("maxdel");
+    let site = copy_fixture("site");
+    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+    let before = keys(&bucket);
+    for rel in ["robots.txt", "sitemap.xml", "favicon.ico"] {
+        fs::remove_file(site.path().join(rel)).expect("remove");
+    }
+    fs::write(site.path().join("index.html"), "<h1>changed</h1>\n").expect("edit");
+    let mark = moto().mark();
+    let out = deploy(&bucket, site.path(), &["--max-delete", "2"]);
+    assert_exit(&out, 5);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--max-delete 3"),
+        "{}",
+        text(&out)
+    );
+    assert!(moto()
+        .requests_since(mark, &bucket)
+        .iter()
+        .all(|r| !is_write(r)));
+    assert_eq!(keys(&bucket), before);
+
+    let out = deploy(&bucket, site.path(), &["--no-delete"]);
+    assert_exit(&out, 0);
+    assert_eq!(keys(&bucket), before, "--no-delete keeps removed files");
+    assert_exit(&deploy(&bucket, site.path(), &["--max-delete", "3"]), 0);
+    assert_eq!(keys(&bucket).len(), before.len() - 3);
+}
+
+#[test]
+fn partial_failure_records_what_landed_and_a_rerun_finishes() {
+    let bucket = new_bucket("partial");
+    let site = copy_fixture("site");
+    let proxy = FaultProxy::start(&["vendor.3f2a9c1b.js"]);
+    let out = cli()
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .args(["--bucket", &bucket, "--json"])
+        .arg(site.path())
+        .output()
+        .expect("run");
+    assert_exit(&out, 3);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["exit_code"], 3);
+    assert_eq!(doc["failures"][0]["key"], "assets/vendor.3f2a9c1b.js");
+    let statuses: Vec<(&str, &str)> = doc["uploads"]
+        .as_array()
+        .expect("uploads")
+        .iter()
+        .map(|u| {
+            (
+                u["key"].as_str().unwrap_or(""),
+                u["status"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(
+        statuses.iter().all(|(k, s)| match *s {
+            "failed" => *k == "assets/vendor.3f2a9c1b.js",
+            "skipped" => k.ends_with(".html"),
+            "done" => !k.ends_with(".html"),
+            _ => false,
+        }),
+        "{statuses:#?}"
+    );
+
+    let keys_now = keys(&bucket);
+    assert!(
+        keys_now.iter().all(|k| !k.ends_with(".html")),
+        "no page before its assets: {keys_now:?}"
+    );
+    assert!(!keys_now.contains(&LOCK.to_string()));
+    let m = manifest(&bucket, MANIFEST);
+    assert_eq!(
+        m.files["assets/vendor.3f2a9c1b.js"].sha256, None,
+        "failed: known, not trusted"
+    );
+    assert!(m.files["img/logo.png"].sha256.is_some());
+    assert!(
+        !m.files.contains_key("index.html"),
+        "never attempted, never recorded"
+    );
+    for (key, entry) in &m.files {
+        if let Some(hash) = &entry.sha256 {
+            let (bytes, _) = rt().block_on(moto().get(&bucket, key));
+            assert_eq!(
+                &sha(&bytes),
+                hash,
+                "the manifest never claims a hash the bucket lacks: {key}"
+            );
+        }
+    }
+    drop(proxy);
+
+    let mark = moto().mark();
+    let out = deploy(&bucket, site.path(), &[]);
+    assert_exit(&out, 0);
+    let writes = site_writes(&moto().requests_since(mark, &bucket));
+    assert!(
+        writes.contains(&"PUT assets/vendor.3f2a9c1b.js".to_string()),
+        "{writes:?}"
+    );
+    assert!(
+        !writes.contains(&"PUT img/logo.png".to_string()),
+        "what landed is not resent: {writes:?}"
+    );
+    assert_eq!(writes.iter().filter(|w| w.ends_with(".html")).count(), 7);
+    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+    assert!(manifest(&bucket, MANIFEST)
+        .files
+        .values()
+        .all(|e| e.sha256.is_some()));
+}
+
+#[test]
+fn corrupt_or_newer_manifest_is_refused_untouched() {
+    let bucket = new_bucket("corrupt");
+    let site = copy_fixture("site");
+    for (body, needle) in [
+        (&b"not json at all"[..], "not a cdn-deploy manifest"),
+        (&br#"{"version": 9, "files": {}}"#[..], "newer cdn-deploy"),
+    ] {
+        rt().block_on(moto().put(&bucket, MANIFEST, body));
+        let mark = moto().mark();
+        let out = deploy(&bucket, site.path(), &[]);
+        assert_exit(&out, 5);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("s3://{bucket}/{MANIFEST}")),
+            "{stderr}"
+        );
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(moto()
+            .requests_since(mark, &bucket)
+            .iter()
+            .all(|r| !is_write(r)));
+        assert_eq!(rt().block_on(moto().get(&bucket, MANIFEST)).0, body);
+    }
+}
+
+#[test]
+fn foreign_objects_are_never_deleted() {
+    let bucket = new_bucket("foreign");
+    rt().block_on(moto().put(&bucket, "uploads/user-avatar.png", "not ours"));
+    let site = copy_fixture("site");
+    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+    fs::remove_file(site.path().join("robots.txt")).expect("remove");
+    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+    let keys = keys(&bucket);
+    assert!(keys.contains(&"uploads/user-avatar.png".to_string()));
+    assert!(!keys.contains(&"robots.txt".to_string()));
+}
+
+#[test]
+fn prefix_and_large_file_multipart() {
+    let bucket = new_bucket("prefix");
+    let site = copy_fixture("site");
+    // Over the multipart threshold, and not a whole number of parts.
+    let big: Vec<u8> = (0..(20 * 1024 * 1024 + 12345u32))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    fs::write(site.path().join("video.bin"), &big).expect("write");
+    let mark = moto().mark();
+    let out = cli()
+        .args(["--bucket", &format!("s3://{bucket}/docs/v1/")])
+        .arg(site.path())
+        .output()
+        .expect("run");
+    assert_exit(&out, 0);
+    let (got, _) = rt().block_on(moto().get(&bucket, "docs/v1/video.bin"));
+    assert_eq!(sha(&got), sha(&big));
+    let parts = moto()
+        .requests_since(mark, &bucket)
+        .iter()
+        .filter(|r| r.query().contains("partNumber="))
+        .count();
+    assert_eq!(parts, 3, "20 MiB in 8 MiB parts");
+    let m = manifest(&bucket, &format!("docs/v1/{MANIFEST}"));
+    assert!(m.files.keys().all(|k| k.starts_with("docs/v1/")));
+    assert!(keys(&bucket).iter().all(|k| k.starts_with("docs/v1/")));
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_exit_code() {
+    let bucket = new_bucket("badinput");
+    let empty = tempfile::tempdir().expect("tmp");
+    let out = deploy(&bucket, empty.path(), &[]);
+    assert_exit(&out, 5);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("error: "),
+        "{}",
+        text(&out)
+    );
+
+    let out = deploy(&bucket, &empty.path().join("dist"), &[]);
+    assert_exit(&out, 2);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out)
+    );
+
+    let site = copy_fixture("site");
+    fs::write(
+        site.path().join("server.key"),
+        "-----BEGIN PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    let out = deploy(&bucket, site.path(), &[]);
+    assert_exit(&out, 5);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("server.key"),
+        "{}",
+        text(&out)
+    );
+    assert!(keys(&bucket).is_empty(), "nothing written");
+
+    let out = deploy(
+        "no-such-bucket-anywhere",
+        site.path(),
+        &["--exclude", "*.key"],
+    );
+    fs::remove_file(site.path().join("server.key")).expect("remove");
+    assert_exit(&out, 2);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out)
+    );
+
+    let out = cli()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args(["--bucket", &bucket])
+        .arg(site.path())
+        .output()
+        .expect("run");
+    assert_exit(&out, 2);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no AWS credentials"),
+        "{}",
+        text(&out)
+    );
+
+    let out = cli()
+        .args(["--bucket", "Bad_Name"])
+        .arg(site.path())
+        .output()
+        .expect("run");
+    assert_exit(&out, 2);
+    let out = cli().args(["cdn-deploy", "--help"]).output().expect("run");
+    assert_exit(&out, 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
+}
