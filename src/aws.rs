@@ -1,5 +1,5 @@
 //! AWS set-up: the standard configuration chain (environment, profile, SSO, IMDS) with the
-//! `--region`, `--profile` and `--endpoint-url` overrides, and the S3 client built from it.
+//! `--region`, `--profile` and `--endpoint-url` overrides, and the S3 and CloudFront clients.
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
@@ -25,8 +25,14 @@ pub enum SetupError {
     Credentials(BucketError),
 }
 
-/// Builds the S3 client, failing early (before any request) when there are no credentials.
-pub async fn s3_client(opts: &AwsOptions) -> Result<aws_sdk_s3::Client, SetupError> {
+/// The clients of one run, built from one load of the configuration chain.
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub cloudfront: aws_sdk_cloudfront::Client,
+}
+
+/// Builds the clients, failing early (before any request) when there are no credentials.
+pub async fn clients(opts: &AwsOptions) -> Result<Clients, SetupError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(5));
     if let Some(profile) = &opts.profile {
@@ -34,9 +40,6 @@ pub async fn s3_client(opts: &AwsOptions) -> Result<aws_sdk_s3::Client, SetupErr
     }
     if let Some(region) = &opts.region {
         loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some(url) = &opts.endpoint_url {
-        loader = loader.endpoint_url(url);
     }
     let shared = loader.load().await;
     let custom_endpoint = opts.endpoint_url.is_some() || opts.env_endpoint;
@@ -46,6 +49,10 @@ pub async fn s3_client(opts: &AwsOptions) -> Result<aws_sdk_s3::Client, SetupErr
         // Every PUT carries the sha256 we already computed; letting the SDK add a CRC on top
         // would read each body twice and break streaming uploads over plain http.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
+    // `--endpoint-url` names an S3-compatible store; CloudFront keeps its own endpoint.
+    if let Some(url) = &opts.endpoint_url {
+        s3 = s3.endpoint_url(url);
+    }
     if shared.region().is_none() {
         if !custom_endpoint {
             return Err(SetupError::NoRegion);
@@ -53,6 +60,10 @@ pub async fn s3_client(opts: &AwsOptions) -> Result<aws_sdk_s3::Client, SetupErr
         // S3-compatible stores accept any region name in the signature.
         s3 = s3.region(Region::new("us-east-1"));
     }
+    // CloudFront is global: its API lives in us-east-1 whatever the bucket's region.
+    let cloudfront = aws_sdk_cloudfront::config::Builder::from(&shared)
+        .region(Region::new("us-east-1"))
+        .build();
     match shared.credentials_provider() {
         None => {
             return Err(SetupError::Credentials(BucketError::NoCredentials(
@@ -67,7 +78,10 @@ pub async fn s3_client(opts: &AwsOptions) -> Result<aws_sdk_s3::Client, SetupErr
             }
         }
     }
-    Ok(aws_sdk_s3::Client::from_conf(s3.build()))
+    Ok(Clients {
+        s3: aws_sdk_s3::Client::from_conf(s3.build()),
+        cloudfront: aws_sdk_cloudfront::Client::from_conf(cloudfront),
+    })
 }
 
 fn first_line(s: &str) -> String {

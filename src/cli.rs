@@ -10,6 +10,11 @@ const EXAMPLES: &str = "\
 Examples:
   cargo cdn-deploy --bucket my-site dist/
       Upload what changed in dist/ since the last deploy, delete what was removed.
+  cargo cdn-deploy --bucket my-site --distribution E2ABC123 dist/
+      The same, then invalidate exactly the changed paths on CloudFront.
+  cargo cdn-deploy --domain www.example.com --wait dist/
+      Find the distribution by its alias and the bucket by its S3 origin; wait for the
+      invalidation to complete.
   cargo cdn-deploy --bucket my-site --dry-run dist/
       Show the diff (+ new, ~ changed, - removed, = unchanged) without writing anything.
   cargo cdn-deploy --bucket my-site --prefix docs/ --json site/
@@ -40,18 +45,42 @@ pub struct Args {
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
-    /// The S3 bucket to deploy to.
+    /// The S3 bucket to deploy to [default: the S3 origin of --domain or --distribution].
     #[arg(long, env = "CDN_DEPLOY_BUCKET", value_name = "NAME")]
     pub bucket: Option<String>,
 
-    /// Deploy under this key prefix (a folder in the bucket), e.g. `docs/`.
-    #[arg(
-        long,
-        env = "CDN_DEPLOY_PREFIX",
-        value_name = "PREFIX",
-        default_value = ""
-    )]
-    pub prefix: String,
+    /// Deploy under this key prefix (a folder in the bucket), e.g. `docs/`
+    /// [default: the distribution's OriginPath, else none].
+    #[arg(long, env = "CDN_DEPLOY_PREFIX", value_name = "PREFIX")]
+    pub prefix: Option<String>,
+
+    /// CloudFront distribution to invalidate after the upload (repeatable).
+    #[arg(long = "distribution", value_name = "ID", action = ArgAction::Append)]
+    pub distributions: Vec<String>,
+
+    /// Find the CloudFront distribution by this alias (e.g. www.example.com), and the bucket and
+    /// prefix by its S3 origin.
+    #[arg(long, value_name = "HOST")]
+    pub domain: Option<String>,
+
+    /// Invalidate at most this many paths per distribution before collapsing to wildcards
+    /// (chosen to evict the fewest unchanged files). Each path beyond CloudFront's free 1,000 a
+    /// month costs; a wildcard counts as one path.
+    #[arg(long, value_name = "N", default_value_t = crate::invalidation::DEFAULT_MAX_PATHS,
+          value_parser = parse_max_paths)]
+    pub max_paths: usize,
+
+    /// Upload without invalidating CloudFront.
+    #[arg(long, conflicts_with = "wait")]
+    pub no_invalidate: bool,
+
+    /// Return only when CloudFront reports the invalidations completed.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Give up waiting after this many seconds (exit 1; the deploy itself is complete).
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub wait_timeout: u64,
 
     /// AWS region of the bucket [default: from AWS_REGION or the profile].
     #[arg(long, value_name = "REGION")]
@@ -115,6 +144,13 @@ pub struct Args {
     pub verbose: u8,
 }
 
+fn parse_max_paths(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=3000).contains(&n) => Ok(n),
+        _ => Err("expected a number of paths from 1 to 3000".into()),
+    }
+}
+
 /// Parses argv, accepting both `cargo-cdn-deploy cdn-deploy …` (as cargo runs subcommands) and
 /// `cargo-cdn-deploy …` (run directly).
 pub fn parse<I, T>(argv: I) -> Result<Args, clap::Error>
@@ -140,6 +176,10 @@ mod tests {
         assert_eq!(a.dir, Some(PathBuf::from("dist")));
         let a = parse(["cargo-cdn-deploy", "--bucket", "b", "dist"]).expect("direct");
         assert_eq!(a.dir, Some(PathBuf::from("dist")));
+        let a = parse(["x", "--distribution", "E1", "--distribution", "E2", "d"]).expect("ids");
+        assert_eq!(a.distributions, ["E1", "E2"]);
+        assert!(parse(["x", "--max-paths", "0", "d"]).is_err());
+        assert!(parse(["x", "--wait", "--no-invalidate", "d"]).is_err());
         assert!(parse(["cargo-cdn-deploy", "-q", "-v"]).is_err());
         assert!(parse(["cargo-cdn-deploy", "--concurrency", "0"]).is_err());
     }

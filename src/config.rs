@@ -23,11 +23,16 @@ pub enum Verbosity {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub dir: PathBuf,
-    pub bucket: String,
-    /// "" or ends with '/'.
-    pub prefix: String,
-    pub manifest_key: String,
-    pub lock_key: String,
+    /// `None`: taken from the distribution's S3 origin.
+    pub bucket: Option<String>,
+    /// "" or ends with '/'; `None`: taken from the distribution's OriginPath, else "".
+    pub prefix: Option<String>,
+    manifest_key: Option<String>,
+    pub distributions: Vec<String>,
+    pub domain: Option<String>,
+    pub max_paths: usize,
+    pub invalidate: bool,
+    pub wait: Option<Duration>,
     pub aws: AwsOptions,
     pub plan: PlanOptions,
     pub dry_run: bool,
@@ -38,6 +43,23 @@ pub struct Settings {
     pub lock_ttl: Duration,
     pub verbosity: Verbosity,
     pub env: Environment,
+}
+
+/// Where this deploy writes: known once the bucket and prefix are (they may come from the
+/// distribution).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub bucket: String,
+    pub prefix: String,
+    pub manifest_key: String,
+    pub lock_key: String,
+}
+
+impl Target {
+    /// `s3://bucket/prefix/` for messages.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
 }
 
 /// What the run learns from its surroundings, read once at start.
@@ -109,18 +131,27 @@ impl Settings {
                     .into(),
             )
         })?;
-        let raw_bucket = args.bucket.ok_or_else(|| {
-            Error::Usage("no bucket given: pass --bucket NAME (or set CDN_DEPLOY_BUCKET)".into())
-        })?;
-        let (bucket, url_prefix) = split_bucket(&raw_bucket)?;
-        let prefix = match (args.prefix.is_empty(), url_prefix) {
-            (true, Some(p)) => normalize_prefix(&p)?,
-            (false, Some(_)) => {
-                return Err(Error::Usage(format!(
-                "the prefix is given twice: in --bucket {raw_bucket:?} and in --prefix; keep one"
-            )))
+        let (bucket, url_prefix) = match &args.bucket {
+            Some(raw) => {
+                let (b, p) = split_bucket(raw)?;
+                (Some(b), p)
             }
-            (_, None) => normalize_prefix(&args.prefix)?,
+            None if args.domain.is_some() || !args.distributions.is_empty() => (None, None),
+            None => {
+                return Err(Error::Usage(
+                    "no bucket given: pass --bucket NAME (or set CDN_DEPLOY_BUCKET), or --domain HOST to take it from the CloudFront distribution".into(),
+                ))
+            }
+        };
+        let prefix = match (args.prefix, url_prefix) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Usage(format!(
+                    "the prefix is given twice: in --bucket {:?} and in --prefix; keep one",
+                    args.bucket.unwrap_or_default()
+                )))
+            }
+            (Some(p), None) | (None, Some(p)) => Some(normalize_prefix(&p)?),
+            (None, None) => None,
         };
         let manifest_key = match args.manifest_key {
             Some(k) if k.is_empty() || k.ends_with('/') || k.starts_with('/') => {
@@ -128,14 +159,17 @@ impl Settings {
                     "--manifest-key {k:?} must be an object key such as `deploy/manifest.json`"
                 )))
             }
-            Some(k) => k,
-            None => format!("{prefix}{MANIFEST_NAME}"),
+            other => other,
         };
-        let lock_key = if manifest_key == format!("{prefix}{MANIFEST_NAME}") {
-            format!("{prefix}{LOCK_NAME}")
-        } else {
-            format!("{manifest_key}.lock")
-        };
+        if let Some(id) = args
+            .distributions
+            .iter()
+            .find(|id| id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            return Err(Error::Usage(format!(
+                "--distribution {id:?} is not a CloudFront distribution id (like E2ABC123DEF456)"
+            )));
+        }
         let endpoint_url = match args.endpoint_url {
             Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
                 return Err(Error::Usage(format!(
@@ -152,7 +186,11 @@ impl Settings {
             bucket,
             prefix,
             manifest_key,
-            lock_key,
+            distributions: args.distributions,
+            domain: args.domain,
+            max_paths: args.max_paths,
+            invalidate: !args.no_invalidate,
+            wait: args.wait.then(|| Duration::from_secs(args.wait_timeout)),
             aws: AwsOptions {
                 region: args.region,
                 profile: args.profile,
@@ -181,9 +219,19 @@ impl Settings {
         })
     }
 
-    /// `s3://bucket/prefix/` for messages.
-    pub fn target(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.prefix)
+    /// Where the deploy writes, once the bucket and prefix are known.
+    pub fn target(&self, bucket: String, prefix: String) -> Target {
+        let default_manifest = format!("{prefix}{MANIFEST_NAME}");
+        let (manifest_key, lock_key) = match &self.manifest_key {
+            Some(k) if *k != default_manifest => (k.clone(), format!("{k}.lock")),
+            _ => (default_manifest, format!("{prefix}{LOCK_NAME}")),
+        };
+        Target {
+            bucket,
+            prefix,
+            manifest_key,
+            lock_key,
+        }
     }
 }
 
@@ -237,19 +285,32 @@ mod tests {
         Settings::from_args(parse(full).expect("parse"), Environment::default())
     }
 
+    fn target(s: &Settings) -> Target {
+        s.target(
+            s.bucket.clone().unwrap_or_default(),
+            s.prefix.clone().unwrap_or_default(),
+        )
+    }
+
     #[test]
     fn prefixes_and_keys() {
         let s = settings(&["--bucket", "my-site", "--prefix", "/docs/v1", "dist"]).expect("ok");
-        assert_eq!(s.prefix, "docs/v1/");
-        assert_eq!(s.manifest_key, "docs/v1/.cdn-deploy/manifest.json");
-        assert_eq!(s.lock_key, "docs/v1/.cdn-deploy/lock.json");
-        assert_eq!(s.target(), "s3://my-site/docs/v1/");
+        assert_eq!(s.prefix.as_deref(), Some("docs/v1/"));
+        let t = target(&s);
+        assert_eq!(t.manifest_key, "docs/v1/.cdn-deploy/manifest.json");
+        assert_eq!(t.lock_key, "docs/v1/.cdn-deploy/lock.json");
+        assert_eq!(t.url(), "s3://my-site/docs/v1/");
         let s = settings(&["--bucket", "s3://my-site/docs/", "dist"]).expect("ok");
-        assert_eq!((s.bucket.as_str(), s.prefix.as_str()), ("my-site", "docs/"));
+        assert_eq!(
+            (s.bucket.as_deref(), s.prefix.as_deref()),
+            (Some("my-site"), Some("docs/"))
+        );
         let s =
             settings(&["--bucket", "b12", "--manifest-key", "state/m.json", "dist"]).expect("ok");
-        assert_eq!(s.lock_key, "state/m.json.lock");
+        assert_eq!(target(&s).lock_key, "state/m.json.lock");
         assert_eq!(normalize_prefix("").expect("empty"), "");
+        let s = settings(&["--domain", "www.example.com", "dist"]).expect("from CloudFront");
+        assert_eq!((s.bucket, s.prefix), (None, None));
     }
 
     #[test]
@@ -269,6 +330,7 @@ mod tests {
             ],
             &["--bucket", "site"],
             &["dist"],
+            &["--bucket", "site", "--distribution", "E1/x", "dist"],
         ] {
             let err = settings(argv).expect_err("must fail");
             assert_eq!(err.exit_code(), 2, "{argv:?}: {err}");

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use crate::aws::SetupError;
 use crate::bucket::BucketError;
+use crate::cdn::CdnError;
+use crate::distribution::ResolveError;
 use crate::manifest::ManifestError;
 use crate::plan::PlanError;
 use crate::scan::ScanError;
@@ -44,6 +46,14 @@ pub enum Error {
     },
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error("{what} CloudFront {distribution}: {source}\n  hint: {hint}", hint = source.hint())]
+    Cdn {
+        what: &'static str,
+        distribution: String,
+        source: CdnError,
+    },
     #[error("another deploy holds the lock s3://{bucket}/{key}: {holder}, started {started}, expires {expires}\n  hint: wait for it to finish and run again; if it died, the lock can be taken over after it expires, or delete the lock object")]
     Locked {
         bucket: String,
@@ -74,6 +84,9 @@ impl Error {
             Error::Bucket { .. } => code::FAILURE,
             Error::Manifest { .. } => code::REFUSED,
             Error::Plan(PlanError::TooManyDeletes { .. }) => code::REFUSED,
+            Error::Resolve(_) => code::USAGE,
+            Error::Cdn { source, .. } if source.is_setup() => code::USAGE,
+            Error::Cdn { .. } => code::FAILURE,
             Error::Locked { .. } | Error::Conflict { .. } => code::CONFLICT,
             Error::Interrupted(c) => *c,
         }

@@ -1,7 +1,7 @@
 //! The manifest: the record, kept in the bucket, of every key a deploy wrote and with what hash,
 //! size and headers; its encoding (gzip JSON, sorted keys) and its validation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 
 use flate2::read::GzDecoder;
@@ -27,6 +27,10 @@ pub struct Manifest {
     /// Keyed by the full object key; a BTreeMap so the encoding is sorted and stable.
     #[serde(default)]
     pub files: BTreeMap<String, Entry>,
+    /// Keys whose change reached the bucket but whose CDN invalidation did not succeed: the
+    /// next deploy invalidates them again, so no change is ever left cached.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub pending_invalidation: BTreeSet<String>,
 }
 
 /// Facts about the deploy that wrote the manifest. Nothing here may identify the machine or the
@@ -84,6 +88,7 @@ impl Manifest {
             version: VERSION,
             deploy,
             files: BTreeMap::new(),
+            pending_invalidation: BTreeSet::new(),
         }
     }
 

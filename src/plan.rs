@@ -1,12 +1,13 @@
 //! The deploy plan: which local files to upload (and why), which known keys to delete, which are
 //! unchanged, and what the manifest says before, during and after the deploy. Pure: no I/O.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::headers::{is_html, Headers};
+use crate::invalidation::Change;
 use crate::manifest::{DeployInfo, Entry, Manifest};
 use crate::scan::LocalFile;
 
@@ -79,6 +80,8 @@ pub struct Plan {
     pub unchanged: Vec<String>,
     /// Keys that would be deleted but for `--no-delete`.
     pub kept: Vec<String>,
+    /// Keys a previous deploy changed without a successful invalidation.
+    pub pending: Vec<String>,
 }
 
 impl Plan {
@@ -143,6 +146,7 @@ pub fn plan(
     plan.unchanged.sort();
 
     if let Some(m) = manifest {
+        plan.pending = m.pending_invalidation.iter().cloned().collect();
         let present: BTreeSet<&str> = local.iter().map(|(f, _)| f.key.as_str()).collect();
         for (key, entry) in &m.files {
             if present.contains(key.as_str()) {
@@ -165,6 +169,40 @@ pub fn plan(
         });
     }
     Ok(plan)
+}
+
+/// The keys whose cached copies are stale once the writes had these outcomes, for the
+/// invalidation planner: what landed, plus what earlier deploys left pending. Keys whose write
+/// failed are left out: they stay unverified in the manifest and the next deploy rewrites and
+/// invalidates them.
+pub fn stale(plan: &Plan, up: &[Outcome], del: &[Outcome]) -> Vec<(String, Change)> {
+    let mut out: BTreeMap<String, Change> = plan
+        .pending
+        .iter()
+        .map(|k| (k.clone(), Change::Changed))
+        .collect();
+    for (u, outcome) in plan.uploads.iter().zip(up) {
+        if *outcome != Outcome::Done {
+            continue;
+        }
+        let change = match u.reason {
+            Reason::New => Change::New {
+                immutable: u
+                    .headers
+                    .cache_control
+                    .as_deref()
+                    .is_some_and(|c| c.contains("immutable")),
+            },
+            _ => Change::Changed,
+        };
+        out.insert(u.key.clone(), change);
+    }
+    for (d, outcome) in plan.deletes.iter().zip(del) {
+        if *outcome == Outcome::Done {
+            out.insert(d.key.clone(), Change::Deleted);
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// What became of one planned write.
@@ -191,6 +229,7 @@ pub fn settle(
     let mut next = Manifest::new(deploy);
     if let Some(m) = before {
         next.files = m.files.clone();
+        next.pending_invalidation = m.pending_invalidation.clone();
     }
     for (u, outcome) in plan.uploads.iter().zip(up) {
         match outcome {
@@ -395,6 +434,42 @@ mod tests {
         let p = plan(&local, Some(&m), &keep).expect("plan");
         assert!(p.deletes.is_empty());
         assert_eq!(p.kept, vec!["a.css", "b.css"]);
+    }
+
+    #[test]
+    fn stale_keys_are_what_landed_plus_pending() {
+        let mut m = manifest(&[
+            ("old.css", entry("old.css", 1, 1)),
+            ("gone.css", entry("gone.css", 1, 1)),
+        ]);
+        m.pending_invalidation.insert("earlier.html".into());
+        let local = vec![
+            file("old.css", 2, 2),
+            file("app.3f2a9c1b.js", 2, 2),
+            file("new.html", 2, 2),
+            file("failed.png", 2, 2),
+        ];
+        let p = plan(&local, Some(&m), &PlanOptions::default()).expect("plan");
+        let keys: Vec<_> = p.uploads.iter().map(|u| u.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["app.3f2a9c1b.js", "failed.png", "old.css", "new.html"]
+        );
+        use Outcome::*;
+        let got = stale(&p, &[Done, Failed, Done, Done], &[Done]);
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "app.3f2a9c1b.js".to_string(),
+                    Change::New { immutable: true }
+                ),
+                ("earlier.html".into(), Change::Changed),
+                ("gone.css".into(), Change::Deleted),
+                ("new.html".into(), Change::New { immutable: false }),
+                ("old.css".into(), Change::Changed),
+            ]
+        );
     }
 
     #[test]

@@ -154,6 +154,22 @@ impl Progress for Reporter {
             Event::DeleteFailed { key, error } => {
                 eprintln!("error: delete {key} failed: {error}");
             }
+            Event::Invalidating {
+                distribution,
+                paths,
+            } => self.detail(&format!(
+                "invalidating {paths} paths on CloudFront {distribution}"
+            )),
+            Event::Invalidated { distribution, id } => self.line(&format!(
+                "CloudFront {distribution}: invalidation {id} created"
+            )),
+            Event::InvalidationFailed {
+                distribution,
+                error,
+            } => eprintln!("error: CloudFront {distribution}: invalidation failed: {error}"),
+            Event::Retrying { what, after } => {
+                self.line(&format!("{what}: retrying in {}s", after.as_secs()))
+            }
             Event::ManifestWritten => self.detail("manifest written"),
             Event::Unlocked => self.detail("released the deploy lock"),
             Event::UnlockFailed { error } => {

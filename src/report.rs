@@ -7,8 +7,8 @@ use std::time::Duration;
 use indicatif::HumanBytes;
 use serde::Serialize;
 
-use crate::execute::Executed;
-use crate::plan::{Outcome, Plan};
+use crate::execute::{Executed, Invalidated};
+use crate::plan::Outcome;
 
 /// Facts shared by every rendering.
 #[derive(Clone, Debug)]
@@ -36,8 +36,9 @@ fn shown(key: &str) -> String {
     }
 }
 
-/// `+ new`, `~ changed (why)`, `- removed`, `= unchanged`.
-pub fn dry_run(ctx: &Context, plan: &Plan, verbose: bool) -> String {
+/// `+ new`, `~ changed (why)`, `- removed`, `= unchanged`, then the invalidation paths.
+pub fn dry_run(ctx: &Context, preview: &Executed, verbose: bool) -> String {
+    let plan = &preview.plan;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -81,6 +82,9 @@ pub fn dry_run(ctx: &Context, plan: &Plan, verbose: bool) -> String {
     } else if !plan.unchanged.is_empty() {
         let _ = writeln!(out, "= {} unchanged", plan.unchanged.len());
     }
+    for inv in &preview.invalidations {
+        out.push_str(&invalidation_lines(inv, true));
+    }
     if plan.is_empty() {
         let _ = writeln!(out, "Nothing to deploy. Nothing was written.");
     } else {
@@ -93,6 +97,62 @@ pub fn dry_run(ctx: &Context, plan: &Plan, verbose: bool) -> String {
         );
     }
     out
+}
+
+/// One distribution's invalidation; with `paths`, every path on its own line.
+fn invalidation_lines(inv: &Invalidated, paths: bool) -> String {
+    let mut out = String::new();
+    if let Some(error) = &inv.error {
+        let _ = writeln!(
+            out,
+            "CloudFront {}: invalidation failed: {error}",
+            inv.distribution
+        );
+        return out;
+    }
+    if inv.paths.is_empty() {
+        let _ = writeln!(
+            out,
+            "CloudFront {}: nothing to invalidate",
+            inv.distribution
+        );
+        return out;
+    }
+    let id = inv
+        .id
+        .as_deref()
+        .map(|id| format!(" as {id}"))
+        .unwrap_or_default();
+    let verb = if inv.id.is_some() {
+        "invalidated"
+    } else {
+        "would invalidate"
+    };
+    let _ = writeln!(
+        out,
+        "CloudFront {}: {verb} {} path{}{id} ({} wildcard{}, {} unchanged file{} evicted)",
+        inv.distribution,
+        inv.paths.len(),
+        plural(inv.paths.len()),
+        inv.wildcards,
+        plural(inv.wildcards),
+        inv.evicted_unchanged,
+        plural(inv.evicted_unchanged),
+    );
+    if paths {
+        for p in &inv.paths {
+            let _ = writeln!(out, "  {p}");
+        }
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 fn files(n: usize) -> String {
@@ -110,7 +170,7 @@ pub fn summary(ctx: &Context, done: &Executed) -> String {
     let deleted = done.deleted().count();
     let unchanged = done.plan.unchanged.len();
     let mut out = String::new();
-    if done.plan.is_empty() {
+    if done.plan.is_empty() && done.invalidations.is_empty() {
         let _ = writeln!(
             out,
             "Nothing to deploy: {unchanged} files unchanged in {} ({secs}).",
@@ -154,6 +214,15 @@ pub fn summary(ctx: &Context, done: &Executed) -> String {
             files(done.plan.kept.len())
         );
     }
+    for inv in &done.invalidations {
+        out.push_str(&invalidation_lines(inv, false));
+    }
+    if done.invalidation_failed() {
+        let _ = writeln!(
+            out,
+            "The changed paths stay recorded as not invalidated: the next deploy invalidates them again."
+        );
+    }
     out
 }
 
@@ -166,7 +235,7 @@ pub struct Document {
     pub deletes: Vec<DeleteDoc>,
     pub unchanged: usize,
     pub kept: Vec<String>,
-    pub invalidations: Vec<serde_json::Value>,
+    pub invalidations: Vec<Invalidated>,
     pub failures: Vec<FailureDoc>,
     pub files_scanned: usize,
     pub bytes_scanned: u64,
@@ -209,13 +278,15 @@ fn status(o: Outcome) -> &'static str {
 }
 
 /// The `--json` document. `done` is `None` for a dry run.
-pub fn document(ctx: &Context, plan: &Plan, done: Option<&Executed>, exit_code: u8) -> Document {
+pub fn document(ctx: &Context, result: &Executed, dry_run: bool, exit_code: u8) -> Document {
+    let plan = &result.plan;
+    let done = (!dry_run).then_some(result);
     let outcome =
         |list: Option<&Vec<Outcome>>, i: usize| list.and_then(|l| l.get(i)).copied().map(status);
     Document {
         bucket: ctx.bucket.to_string(),
         prefix: ctx.prefix.to_string(),
-        dry_run: done.is_none(),
+        dry_run,
         uploads: plan
             .uploads
             .iter()
@@ -238,7 +309,7 @@ pub fn document(ctx: &Context, plan: &Plan, done: Option<&Executed>, exit_code: 
             .collect(),
         unchanged: plan.unchanged.len(),
         kept: plan.kept.clone(),
-        invalidations: Vec::new(),
+        invalidations: result.invalidations.clone(),
         failures: done
             .map(|d| {
                 d.failures
@@ -263,7 +334,7 @@ pub fn document(ctx: &Context, plan: &Plan, done: Option<&Executed>, exit_code: 
 mod tests {
     use super::*;
     use crate::headers::default_headers;
-    use crate::plan::{Delete, Reason, Upload};
+    use crate::plan::{Delete, Plan, Reason, Upload};
 
     fn ctx() -> Context<'static> {
         Context {
@@ -295,19 +366,37 @@ mod tests {
             }],
             unchanged: vec!["logo.png".into()],
             kept: vec![],
+            pending: vec![],
         }
     }
 
     #[test]
     fn dry_run_marks() {
-        let text = dry_run(&ctx(), &plan(), false);
+        let preview = Executed {
+            plan: plan(),
+            invalidations: vec![Invalidated {
+                distribution: "E1".into(),
+                paths: vec!["/".into(), "/index.html".into()],
+                wildcards: 0,
+                evicted_unchanged: 0,
+                id: None,
+                error: None,
+            }],
+            ..Executed::default()
+        };
+        let text = dry_run(&ctx(), &preview, false);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("Dry run: dist -> s3://site/"));
         assert!(lines[1].starts_with("+ app.js") && lines[1].ends_with("new"));
         assert!(lines[2].starts_with("~ index.html") && lines[2].ends_with("content"));
         assert_eq!(lines[3], "- old.js");
         assert_eq!(lines[4], "= 1 unchanged");
-        assert!(lines[5].contains("Would upload 2 files (2.00 KiB) and delete 1 file."));
+        assert_eq!(
+            lines[5],
+            "CloudFront E1: would invalidate 2 paths (0 wildcards, 0 unchanged files evicted)"
+        );
+        assert_eq!(lines[6..8], ["  /", "  /index.html"]);
+        assert!(lines[8].contains("Would upload 2 files (2.00 KiB) and delete 1 file."));
     }
 
     #[test]
@@ -328,7 +417,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("1 failed, 2 not attempted"));
-        let doc = document(&ctx(), &done.plan, Some(&done), 3);
+        let doc = document(&ctx(), &done, false, 3);
         let json = serde_json::to_value(&doc).expect("json");
         assert_eq!(json["uploads"][0]["status"], "failed");
         assert_eq!(json["uploads"][1]["status"], "skipped");

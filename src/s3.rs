@@ -254,16 +254,24 @@ impl Bucket for S3Bucket {
             .content_length(size_i64(body.len() as u64))
             .checksum_sha256(b64(&sha))
             .body(ByteStream::from(body));
+        let conditional = precondition.is_some();
         req = match precondition {
             Some(Precondition::IfAbsent) => req.if_none_match("*"),
             Some(Precondition::IfMatch(etag)) => req.if_match(etag),
             None => req,
         };
-        let out = apply_headers!(req, headers)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(out.e_tag().unwrap_or_default().to_string())
+        match apply_headers!(req, headers).send().await {
+            Ok(out) => Ok(out.e_tag().unwrap_or_default().to_string()),
+            // `If-Match` on an object deleted meanwhile answers 404: it changed all the same.
+            Err(e)
+                if conditional
+                    && e.code() != Some("NoSuchBucket")
+                    && e.raw_response().map(|r| r.status().as_u16()) == Some(404) =>
+            {
+                Err(BucketError::PreconditionFailed)
+            }
+            Err(e) => Err(classify(e)),
+        }
     }
 
     async fn upload(

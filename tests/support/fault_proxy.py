@@ -1,11 +1,14 @@
 """Fault-injecting HTTP proxy in front of moto (stdlib only).
 
     python fault_proxy.py --port P --upstream http://127.0.0.1:MOTO --deny-put SUBSTRING ...
+        [--deny-post SUBSTRING ...]
 
 Every request is forwarded to the upstream and its response relayed back, except a PUT whose
 percent-decoded path (query excluded) contains one of the --deny-put substrings: that one is
 answered with S3's 403 AccessDenied without reaching the upstream. This covers PutObject,
-UploadPart and CopyObject of a matching key; POSTs (multipart create/complete) pass through.
+UploadPart and CopyObject of a matching key; POSTs (multipart create/complete) pass through
+unless they match a --deny-post substring (CloudFront's CreateInvalidation is a POST to
+`/2020-05-31/distribution/ID/invalidation`).
 
 `--port 0` picks a free port. `READY <port>` is printed on stdout once listening. The process
 exits when stdin reaches EOF, so it never outlives the test that started it.
@@ -14,7 +17,6 @@ exits when stdin reaches EOF, so it never outlives the test that started it.
 import argparse
 import http.client
 import os
-import sys
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +43,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "fault-proxy"
     upstream: urllib.parse.SplitResult
     deny_put: list
+    deny_post: list
 
     def do_GET(self) -> None:
         self.forward()
@@ -69,7 +72,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self.read_body()
         path_only = urllib.parse.urlsplit(self.path).path
         decoded = urllib.parse.unquote(path_only)
-        if self.command == "PUT" and any(s in decoded for s in self.deny_put):
+        denied = {"PUT": self.deny_put, "POST": self.deny_post}.get(self.command, [])
+        if any(s in decoded for s in denied):
             self.deny(decoded)
             return
 
@@ -141,7 +145,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def exit_on_stdin_eof() -> None:
     try:
-        while sys.stdin.buffer.read(65536):
+        # os.read, not sys.stdin: a thread blocked inside the buffered reader would make
+        # interpreter shutdown abort when the main thread fails first.
+        while os.read(0, 65536):
             pass
     finally:
         os._exit(0)
@@ -152,10 +158,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--deny-put", action="append", default=[])
+    parser.add_argument("--deny-post", action="append", default=[])
     args = parser.parse_args()
 
     Handler.upstream = urllib.parse.urlsplit(args.upstream)
     Handler.deny_put = args.deny_put
+    Handler.deny_post = args.deny_post
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     threading.Thread(target=exit_on_stdin_eof, name="stdin-eof-watch", daemon=True).start()

@@ -167,6 +167,7 @@ impl Moto {
     fn start() -> Moto {
         let python = python();
         let launcher = manifest_dir().join("tests/support/moto_launcher.py");
+        prune_old_logs();
         let log = log_dir().join(format!("moto-{}-{}.log", exe_stem(), std::process::id()));
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
@@ -421,6 +422,12 @@ impl FaultProxy {
     /// Starts a proxy in front of [`moto`] that denies PUTs whose decoded path contains any of
     /// `deny_put`.
     pub fn start(deny_put: &[&str]) -> FaultProxy {
+        FaultProxy::start_denying(deny_put, &[])
+    }
+
+    /// Like [`FaultProxy::start`], and also denies POSTs whose decoded path contains any of
+    /// `deny_post`.
+    pub fn start_denying(deny_put: &[&str], deny_post: &[&str]) -> FaultProxy {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let upstream = moto().endpoint();
         let script = manifest_dir().join("tests/support/fault_proxy.py");
@@ -442,6 +449,9 @@ impl FaultProxy {
         for deny in deny_put {
             // `=` form: a substring starting with `-` must not read as an option.
             cmd.arg(format!("--deny-put={deny}"));
+        }
+        for deny in deny_post {
+            cmd.arg(format!("--deny-post={deny}"));
         }
         let mut child = cmd
             .spawn()
@@ -569,6 +579,24 @@ fn log_dir() -> PathBuf {
     let dir = target_dir().join("moto-logs");
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
     dir
+}
+
+/// Every test process leaves its logs behind for post-mortems; a day later they are noise.
+fn prune_old_logs() {
+    let Ok(entries) = fs::read_dir(log_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(24 * 3600));
+        if stale && entry.path().extension() == Some(OsStr::new("log")) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The test binary's name (`harness-0123abcd`), so each log says which binary wrote it.
