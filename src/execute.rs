@@ -440,7 +440,19 @@ async fn upload_range<B: Bucket>(
                 if cancel.is_cancelled() {
                     return (i, None);
                 }
-                (i, Some(bucket.upload(upload, sent).await))
+                let result = bucket.upload(upload, sent).await;
+                // Reported as each file finishes, not when the whole group has.
+                match &result {
+                    Ok(()) => progress.event(Event::Uploaded {
+                        key: &upload.key,
+                        size: upload.size,
+                    }),
+                    Err(error) => progress.event(Event::UploadFailed {
+                        key: &upload.key,
+                        error,
+                    }),
+                }
+                (i, Some(result))
             }
         })
         .buffer_unordered(job.concurrency.max(1))
@@ -453,17 +465,9 @@ async fn upload_range<B: Bucket>(
             Some(Ok(())) => {
                 done.uploads[i] = Outcome::Done;
                 done.bytes_sent += upload.size;
-                progress.event(Event::Uploaded {
-                    key: &upload.key,
-                    size: upload.size,
-                });
             }
             Some(Err(error)) => {
                 done.uploads[i] = Outcome::Failed;
-                progress.event(Event::UploadFailed {
-                    key: &upload.key,
-                    error: &error,
-                });
                 done.failures.push(Failure {
                     key: upload.key.clone(),
                     error: format!("{error}; {}", error.hint(bucket.name())),
@@ -955,18 +959,20 @@ mod tests {
 
     #[test]
     fn a_manifest_changed_during_the_deploy_is_a_conflict() {
-        let mut bucket = MemBucket::default();
-        bucket.hook = Some(Box::new(|key, objects| {
-            if key == "b.html" {
-                objects.insert(
-                    ".cdn-deploy/manifest.json".into(),
-                    (
-                        Manifest::new(DeployInfo::default()).encode(),
-                        "\"other\"".into(),
-                    ),
-                );
-            }
-        }));
+        let bucket = MemBucket {
+            hook: Some(Box::new(|key, objects| {
+                if key == "b.html" {
+                    objects.insert(
+                        ".cdn-deploy/manifest.json".into(),
+                        (
+                            Manifest::new(DeployInfo::default()).encode(),
+                            "\"other\"".into(),
+                        ),
+                    );
+                }
+            })),
+            ..MemBucket::default()
+        };
         let files = local(&[("a.css", 1), ("b.html", 2)]);
         let err = run(
             &bucket,

@@ -1,6 +1,7 @@
 //! Progress on stderr, built from scan and execute events: indicatif bars for a person at a
 //! terminal, one plain line per file in CI logs, nothing with `-q`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ use crate::scan::ScanProgress;
 pub struct Reporter {
     style: Style,
     bar: Mutex<Option<ProgressBar>>,
+    /// Files uploaded and planned, for the bar's "12/31 files".
+    files_done: AtomicUsize,
+    files_total: AtomicUsize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,6 +37,8 @@ impl Reporter {
         Reporter {
             style,
             bar: Mutex::new(None),
+            files_done: AtomicUsize::new(0),
+            files_total: AtomicUsize::new(0),
         }
     }
 
@@ -114,6 +120,8 @@ impl Progress for Reporter {
             ),
             Event::Uploading { files, bytes } => {
                 self.detail(&format!("uploading {files} files ({})", HumanBytes(bytes)));
+                self.files_total.store(files, Ordering::Relaxed);
+                self.files_done.store(0, Ordering::Relaxed);
                 self.start_bar(
                     bytes,
                     "uploading [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
@@ -130,8 +138,10 @@ impl Progress for Reporter {
                     if verbose {
                         self.line(&format!("uploaded {key}"));
                     }
+                    let n = self.files_done.fetch_add(1, Ordering::Relaxed) + 1;
+                    let total = self.files_total.load(Ordering::Relaxed);
                     if let Some(bar) = self.current() {
-                        bar.set_message(key.to_string());
+                        bar.set_message(format!("{n}/{total} files"));
                     }
                 }
                 Style::Silent => {}
