@@ -1284,6 +1284,46 @@ mod tests {
 
     #[test]
     fn compare_with_s3deploy_rule() {
+        // (0) The fixture edit, fixtures/site -> fixtures/site-v2.
+        let mut changes = changed(&[
+            "about/index.html".to_string(),
+            "blog/café-au-lait/index.html".into(),
+            "blog/first-post/index.html".into(),
+            "blog/index.html".into(),
+            "index.html".into(),
+        ]);
+        changes.push((
+            "blog/second-post/index.html".into(),
+            Change::New { immutable: false },
+        ));
+        for k in ["assets/index-Cq2Lm9Xz.js", "assets/index-Cq2Lm9Xz.js.map"] {
+            changes.push((k.into(), Change::New { immutable: true }));
+        }
+        for k in [
+            "assets/index-BX7a9_kq.js",
+            "assets/index-BX7a9_kq.js.map",
+            "img/hero.jpg",
+        ] {
+            changes.push((k.into(), Change::Deleted));
+        }
+        let unchanged: Vec<String> = [
+            "404.html",
+            ".well-known/security.txt",
+            "assets/index-D4nq1Xk3.css",
+            "assets/vendor.3f2a9c1b.js",
+            "docs/getting started.html",
+            "favicon.ico",
+            "img/logo.png",
+            "robots.txt",
+            "site.webmanifest",
+            "sitemap.xml",
+        ]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+        let (ours, _, _) = scenario_figures("(0) fixture edit", &changes, &unchanged);
+        assert_eq!((ours.paths.len(), ours.evicted_unchanged), (20, 0));
+
         // (1) One changed page, 200 unchanged pages elsewhere.
         let changes = keys(&["blog/a/index.html"], Change::Changed);
         let unchanged: Vec<String> = (0..200).map(|i| format!("blog/p{i}/index.html")).collect();
