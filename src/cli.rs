@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -151,9 +151,18 @@ fn parse_max_paths(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Parses argv, accepting both `cargo-cdn-deploy cdn-deploy …` (as cargo runs subcommands) and
-/// `cargo-cdn-deploy …` (run directly).
-pub fn parse<I, T>(argv: I) -> Result<Args, clap::Error>
+/// How the user runs the tool: `npx cdn-deploy` when the npm launcher started it (it sets
+/// `CDN_DEPLOY_LAUNCHER=npx`), `cargo cdn-deploy` otherwise. Help and hints use it.
+pub fn program(launcher: Option<&str>) -> &'static str {
+    match launcher {
+        Some("npx") => "npx cdn-deploy",
+        _ => "cargo cdn-deploy",
+    }
+}
+
+/// Parses argv, accepting both `cargo-cdn-deploy cdn-deploy …` (as cargo invokes it) and
+/// `cargo-cdn-deploy …` (run directly); `program` names the tool in help and usage.
+pub fn parse_as<I, T>(argv: I, program: &'static str) -> Result<Args, clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -162,7 +171,20 @@ where
     if argv.get(1).is_some_and(|a| a == "cdn-deploy") {
         argv.remove(1);
     }
-    Args::try_parse_from(argv)
+    let command = Args::command()
+        .bin_name(program)
+        .after_help(EXAMPLES.replace("cargo cdn-deploy", program));
+    let matches = command.try_get_matches_from(argv)?;
+    Args::from_arg_matches(&matches)
+}
+
+/// [`parse_as`] for the cargo subcommand.
+pub fn parse<I, T>(argv: I) -> Result<Args, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    parse_as(argv, program(None))
 }
 
 #[cfg(test)]
@@ -182,6 +204,18 @@ mod tests {
         assert!(parse(["x", "--wait", "--no-invalidate", "d"]).is_err());
         assert!(parse(["cargo-cdn-deploy", "-q", "-v"]).is_err());
         assert!(parse(["cargo-cdn-deploy", "--concurrency", "0"]).is_err());
+    }
+
+    #[test]
+    fn help_names_the_launcher() {
+        let err = parse_as(["cdn-deploy", "--help"], program(Some("npx"))).expect_err("help");
+        let text = err.to_string();
+        assert!(
+            text.contains("Usage: npx cdn-deploy [OPTIONS] [DIR]"),
+            "{text}"
+        );
+        assert!(text.contains("npx cdn-deploy --bucket my-site --dry-run dist/"));
+        assert!(!text.contains("cargo cdn-deploy"));
     }
 
     #[test]

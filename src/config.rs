@@ -70,6 +70,8 @@ pub struct Environment {
     /// Who takes the deploy lock: a CI run id, or a random id for a local run.
     pub holder: String,
     pub git_commit: Option<String>,
+    /// How the user runs the tool, for hints: `cargo cdn-deploy` or `npx cdn-deploy`.
+    pub program: &'static str,
 }
 
 impl Environment {
@@ -85,6 +87,7 @@ impl Environment {
         .iter()
         .any(|v| var(v).is_some_and(|s| !s.is_empty() && s != "false" && s != "0"));
         Environment {
+            program: crate::cli::program(var("CDN_DEPLOY_LAUNCHER").as_deref()),
             interactive: !ci && std::io::stderr().is_terminal(),
             holder: holder(&var),
             git_commit: [
@@ -127,8 +130,7 @@ impl Settings {
     pub fn from_args(args: Args, env: Environment) -> Result<Settings, Error> {
         let dir = args.dir.ok_or_else(|| {
             Error::Usage(
-                "no build folder given: pass the folder to deploy, e.g. `cargo cdn-deploy --bucket my-site dist/`"
-                    .into(),
+                format!("no build folder given: pass the folder to deploy, e.g. `{} --bucket my-site dist/`", env.program),
             )
         })?;
         let (bucket, url_prefix) = match &args.bucket {

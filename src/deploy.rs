@@ -337,15 +337,23 @@ fn print_json(doc: &report::Document) {
     }
 }
 
-/// The first SIGINT/SIGTERM lets the uploads in flight finish and records them; a second one
+/// The first SIGINT/SIGTERM lets the uploads in flight finish and records them; a later one
 /// exits at once (the manifest written before the uploads keeps the bucket state truthful).
+/// A second signal within a moment of the first is the same Ctrl-C arriving twice (from the
+/// terminal and forwarded by the npm launcher), so it is ignored.
 async fn watch_signals(cancel: Arc<Cancel>, reporter: Arc<Reporter>) {
+    const ECHO: Duration = Duration::from_millis(500);
     let first = next_signal().await;
+    let at = Instant::now();
     cancel.cancel(first);
     reporter
         .line("stopping: letting the uploads in flight finish (press Ctrl-C again to quit now)");
-    let second = next_signal().await;
-    std::process::exit(i32::from(second));
+    loop {
+        let again = next_signal().await;
+        if at.elapsed() > ECHO {
+            std::process::exit(i32::from(again));
+        }
+    }
 }
 
 #[cfg(unix)]

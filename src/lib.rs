@@ -32,7 +32,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args = match cli::parse(argv) {
+    let program = cli::program(std::env::var("CDN_DEPLOY_LAUNCHER").ok().as_deref());
+    let args = match cli::parse_as(argv, program) {
         Ok(args) => args,
         Err(e) => {
             let _ = e.print();

@@ -652,3 +652,78 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
     assert_exit(&out, 0);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_finishes_the_uploads_in_flight_and_records_them() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let bucket = new_bucket("sigint");
+    let site = tempfile::tempdir().expect("tmp");
+    for i in 0..300 {
+        fs::write(
+            site.path().join(format!("f{i:03}.bin")),
+            vec![i as u8; 64 * 1024],
+        )
+        .expect("write");
+    }
+    fs::write(site.path().join("index.html"), "<p>hi</p>\n").expect("write");
+    let mut child = cli()
+        .args(["--bucket", &bucket, "--concurrency", "1"])
+        .arg(site.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    // Interrupt once the first files have landed.
+    let mut seen = 0;
+    for line in lines.by_ref() {
+        if line.expect("line").starts_with("uploaded ") {
+            seen += 1;
+            if seen == 3 {
+                break;
+            }
+        }
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{rest:#?}");
+
+    let m = manifest(&bucket, MANIFEST);
+    assert!(!m.deploy.in_progress, "the final manifest was written");
+    let landed: Vec<_> = m.files.iter().filter(|(_, e)| e.sha256.is_some()).collect();
+    assert!(
+        landed.len() >= 3 && landed.len() < 301,
+        "{} landed",
+        landed.len()
+    );
+    assert!(
+        !m.files.contains_key("index.html"),
+        "pages wait for every asset"
+    );
+    for (key, entry) in &landed {
+        let (bytes, _) = rt().block_on(moto().get(&bucket, key));
+        assert_eq!(Some(sha(&bytes)), entry.sha256.clone(), "{key}");
+    }
+    assert!(
+        !keys(&bucket).contains(&LOCK.to_string()),
+        "the lock was released"
+    );
+
+    let mark = moto().mark();
+    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+    let puts = site_writes(&moto().requests_since(mark, &bucket)).len();
+    assert_eq!(
+        puts,
+        301 - landed.len(),
+        "the rerun sends only what is missing"
+    );
+}
