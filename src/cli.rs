@@ -46,12 +46,12 @@ pub struct Args {
     pub dir: Option<PathBuf>,
 
     /// The S3 bucket to deploy to [default: the S3 origin of --domain or --distribution].
-    #[arg(long, env = "CDN_DEPLOY_BUCKET", value_name = "NAME")]
+    #[arg(long, value_name = "NAME")]
     pub bucket: Option<String>,
 
     /// Deploy under this key prefix (a folder in the bucket), e.g. `docs/`
     /// [default: the distribution's OriginPath, else none].
-    #[arg(long, env = "CDN_DEPLOY_PREFIX", value_name = "PREFIX")]
+    #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,
 
     /// CloudFront distribution to invalidate after the upload (repeatable).
@@ -66,9 +66,9 @@ pub struct Args {
     /// Invalidate at most this many paths per distribution before collapsing to wildcards
     /// (chosen to evict the fewest unchanged files). Each path beyond CloudFront's free 1,000 a
     /// month costs; a wildcard counts as one path.
-    #[arg(long, value_name = "N", default_value_t = crate::invalidation::DEFAULT_MAX_PATHS,
-          value_parser = parse_max_paths)]
-    pub max_paths: usize,
+    /// [default: 100]
+    #[arg(long, value_name = "N", value_parser = parse_max_paths)]
+    pub max_paths: Option<usize>,
 
     /// Upload without invalidating CloudFront.
     #[arg(long, conflicts_with = "wait")]
@@ -79,8 +79,9 @@ pub struct Args {
     pub wait: bool,
 
     /// Give up waiting after this many seconds (exit 1; the deploy itself is complete).
-    #[arg(long, value_name = "SECS", default_value_t = 900)]
-    pub wait_timeout: u64,
+    /// [default: 900]
+    #[arg(long, value_name = "SECS")]
+    pub wait_timeout: Option<u64>,
 
     /// AWS region of the bucket [default: from AWS_REGION or the profile].
     #[arg(long, value_name = "REGION")]
@@ -111,13 +112,15 @@ pub struct Args {
     pub no_delete: bool,
 
     /// Refuse the deploy (exit 5, nothing written) if it would delete more than N objects.
-    #[arg(long, value_name = "N", default_value_t = crate::plan::DEFAULT_MAX_DELETE)]
-    pub max_delete: usize,
+    /// [default: 256]
+    #[arg(long, value_name = "N")]
+    pub max_delete: Option<usize>,
 
     /// Requests in flight at once.
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 16,
-          value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub concurrency: u16,
+    /// [default: 16]
+    #[arg(long, short = 'j', value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub concurrency: Option<u64>,
 
     /// Also deploy files matching this glob, even dotfiles or secret-looking names (repeatable).
     #[arg(long, value_name = "GLOB", action = ArgAction::Append)]
@@ -132,8 +135,30 @@ pub struct Args {
     pub manifest_key: Option<String>,
 
     /// Seconds after which another deploy may take over this deploy's lock.
-    #[arg(long, value_name = "SECS", default_value_t = 1800)]
-    pub lock_ttl: u64,
+    /// [default: 1800]
+    #[arg(long, value_name = "SECS")]
+    pub lock_ttl: Option<u64>,
+
+    /// Use the named target of the configuration (e.g. staging) over its base settings.
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+
+    /// Read settings from this file only (cdn-deploy.toml, package.json or Cargo.toml) instead
+    /// of looking for them.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The Cargo.toml whose [package.metadata.cdn-deploy] applies.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+
+    /// The workspace package whose [package.metadata.cdn-deploy] applies.
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub package: Option<String>,
+
+    /// Print the effective configuration as TOML, each value with its source, and exit.
+    #[arg(long)]
+    pub print_config: bool,
 
     /// Less output: errors only.
     #[arg(long, short = 'q', conflicts_with = "verbose")]

@@ -1,17 +1,23 @@
-//! The effective settings of one run: command-line values validated and normalized, and the
-//! environment (CI, terminal, lock holder, git commit) sensed once.
+//! The effective settings of one run: every source layered by precedence, validated and
+//! normalized, and the environment (CI, terminal, lock holder, git commit) sensed once.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use serde_json::{Map, Value};
 
 use sha2::{Digest, Sha256};
 
 use crate::aws::AwsOptions;
 use crate::cli::Args;
 use crate::error::Error;
+use crate::invalidation::DEFAULT_MAX_PATHS;
 use crate::manifest::{LOCK_NAME, MANIFEST_NAME};
-use crate::plan::PlanOptions;
+use crate::plan::{PlanOptions, DEFAULT_MAX_DELETE};
+use crate::rules::HeaderRule;
+use crate::sources::{self, FileTable, Layer, Origin, SourceError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verbosity {
@@ -22,6 +28,14 @@ pub enum Verbosity {
 
 #[derive(Clone, Debug)]
 pub struct Settings {
+    pub headers: Vec<HeaderRule>,
+    /// `false`: no built-in Cache-Control policy, only the rules'.
+    pub default_headers: bool,
+    pub print_config: bool,
+    /// The `--target` in effect, if any.
+    pub target_name: Option<String>,
+    /// Every value set by some source, with that source's name (for `-v` and `--print-config`).
+    pub origins: BTreeMap<String, (Value, String)>,
     pub dir: PathBuf,
     /// `None`: taken from the distribution's S3 origin.
     pub bucket: Option<String>,
@@ -127,89 +141,210 @@ fn holder(var: &impl Fn(&str) -> Option<String>) -> String {
 }
 
 impl Settings {
+    /// Settings from the command line alone, as if no configuration file or variable existed.
     pub fn from_args(args: Args, env: Environment) -> Result<Settings, Error> {
-        let dir = args.dir.ok_or_else(|| {
-            Error::Usage(
-                format!("no build folder given: pass the folder to deploy, e.g. `{} --bucket my-site dist/`", env.program),
-            )
-        })?;
-        let (bucket, url_prefix) = match &args.bucket {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        Settings::layered(args, env, Vec::new(), &cwd)
+    }
+
+    /// Settings from every source: flags > `CDN_DEPLOY_*` > cdn-deploy.toml > package.json
+    /// `"cdn-deploy"` > Cargo.toml `[package.metadata.cdn-deploy]`.
+    pub fn load(
+        args: Args,
+        env: Environment,
+        vars: &[(String, String)],
+        cwd: &Path,
+    ) -> Result<Settings, Error> {
+        let target = args
+            .target
+            .clone()
+            .or_else(|| var(vars, "CDN_DEPLOY_TARGET"));
+        let files = discover(&args, vars, cwd)?;
+        if let Some(name) = &target {
+            let mut known: Vec<String> = files.iter().flat_map(FileTable::target_names).collect();
+            known.sort();
+            known.dedup();
+            if !known.contains(name) {
+                return Err(SourceError::UnknownTarget {
+                    name: name.clone(),
+                    known,
+                }
+                .into());
+            }
+        }
+        // Every file's base settings by precedence, then every file's target on top, so a
+        // target overrides base settings wherever they were written.
+        let mut bases = Vec::new();
+        let mut targets = Vec::new();
+        for file in &files {
+            let mut layers = file.layers(target.as_deref())?.into_iter();
+            bases.extend(layers.next());
+            targets.extend(layers);
+        }
+        let mut layers = bases;
+        layers.extend(targets);
+        layers.extend(sources::env_layer(vars)?);
+        let mut settings = Settings::layered(args, env, layers, cwd)?;
+        settings.target_name = target;
+        Ok(settings)
+    }
+
+    fn layered(
+        args: Args,
+        env: Environment,
+        mut layers: Vec<Layer>,
+        cwd: &Path,
+    ) -> Result<Settings, Error> {
+        layers.push(flag_layer(&args));
+        let merged = sources::merge(&layers);
+        let text = |key: &str| -> Option<String> {
+            merged
+                .get(key)
+                .and_then(|(v, _)| v.as_str().map(str::to_string))
+        };
+        let list = |key: &str| -> Vec<String> {
+            match merged.get(key).map(|(v, _)| v) {
+                Some(Value::String(s)) => vec![s.clone()],
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let flag = |key: &str| merged.get(key).and_then(|(v, _)| v.as_bool());
+        let count = |key: &str, min: u64, max: u64, default: u64| -> Result<u64, Error> {
+            match merged.get(key) {
+                Some((v, origin)) => Ok(sources::in_range(
+                    key,
+                    v.as_u64().unwrap_or(u64::MAX),
+                    origin,
+                    min,
+                    max,
+                )?),
+                None => Ok(default),
+            }
+        };
+
+        // A folder given on the command line is taken as is; one from a file is relative to
+        // that file.
+        let dir = match (args.dir.clone(), merged.get("dir")) {
+            (Some(d), _) => d,
+            (None, Some((Value::String(d), origin))) => match &origin.base {
+                Some(base) => base.join(d),
+                None => cwd.join(d),
+            },
+            _ => {
+                return Err(Error::Usage(format!(
+                    "no build folder given: pass the folder to deploy, e.g. `{} --bucket my-site dist/`, or set `dir` in the configuration",
+                    env.program
+                )))
+            }
+        };
+        let distributions = list("distribution");
+        let domain = text("domain");
+        let (bucket, url_prefix) = match text("bucket") {
             Some(raw) => {
-                let (b, p) = split_bucket(raw)?;
+                let (b, p) = split_bucket(&raw).map_err(|e| {
+                    Error::Usage(format!("{}: {e}", origin_of(&merged, "bucket")))
+                })?;
                 (Some(b), p)
             }
-            None if args.domain.is_some() || !args.distributions.is_empty() => (None, None),
+            None if domain.is_some() || !distributions.is_empty() => (None, None),
             None => {
                 return Err(Error::Usage(
-                    "no bucket given: pass --bucket NAME (or set CDN_DEPLOY_BUCKET), or --domain HOST to take it from the CloudFront distribution".into(),
+                    "no bucket given: pass --bucket NAME, set `bucket` in the configuration, or --domain HOST to take it from the CloudFront distribution".into(),
                 ))
             }
         };
-        let prefix = match (args.prefix, url_prefix) {
+        let prefix = match (text("prefix"), url_prefix) {
             (Some(_), Some(_)) => {
                 return Err(Error::Usage(format!(
-                    "the prefix is given twice: in --bucket {:?} and in --prefix; keep one",
-                    args.bucket.unwrap_or_default()
+                    "the prefix is given twice: in `bucket` {:?} and in `prefix`; keep one",
+                    text("bucket").unwrap_or_default()
                 )))
             }
             (Some(p), None) | (None, Some(p)) => Some(normalize_prefix(&p)?),
             (None, None) => None,
         };
-        let manifest_key = match args.manifest_key {
+        let manifest_key = match text("manifest-key") {
             Some(k) if k.is_empty() || k.ends_with('/') || k.starts_with('/') => {
                 return Err(Error::Usage(format!(
-                    "--manifest-key {k:?} must be an object key such as `deploy/manifest.json`"
+                    "`manifest-key` {k:?} must be an object key such as `deploy/manifest.json`"
                 )))
             }
             other => other,
         };
-        if let Some(id) = args
-            .distributions
+        if let Some(id) = distributions
             .iter()
             .find(|id| id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()))
         {
             return Err(Error::Usage(format!(
-                "--distribution {id:?} is not a CloudFront distribution id (like E2ABC123DEF456)"
+                "distribution {id:?} is not a CloudFront distribution id (like E2ABC123DEF456)"
             )));
         }
-        let endpoint_url = match args.endpoint_url {
+        let endpoint_url = match text("endpoint-url") {
             Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
                 return Err(Error::Usage(format!(
-                    "--endpoint-url {url:?} must start with http:// or https://"
+                    "endpoint url {url:?} must start with http:// or https://"
                 )))
             }
             other => other,
         };
+        let invalidate = flag("invalidate").unwrap_or(true);
+        let wait = flag("wait").unwrap_or(false);
+        if wait && !invalidate {
+            return Err(Error::Usage(format!(
+                "`wait` ({}) asks to wait for an invalidation that `invalidate = false` ({}) turns off; drop one",
+                origin_of(&merged, "wait"),
+                origin_of(&merged, "invalidate")
+            )));
+        }
+        let headers: Vec<HeaderRule> = match merged.get("headers") {
+            Some((v, origin)) => serde_json::from_value(v.clone())
+                .map_err(|e| Error::Usage(format!("{}: `headers`: {e}", origin.label)))?,
+            None => Vec::new(),
+        };
         let env_endpoint = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
             .iter()
-            .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()));
+            .any(|v| var(&std::env::vars().collect::<Vec<_>>(), v).is_some());
         Ok(Settings {
             dir,
             bucket,
             prefix,
             manifest_key,
-            distributions: args.distributions,
-            domain: args.domain,
-            max_paths: args.max_paths,
-            invalidate: !args.no_invalidate,
-            wait: args.wait.then(|| Duration::from_secs(args.wait_timeout)),
+            distributions,
+            domain,
+            max_paths: usize::try_from(count("max-paths", 1, 3000, DEFAULT_MAX_PATHS as u64)?)
+                .unwrap_or(DEFAULT_MAX_PATHS),
+            invalidate,
+            wait: wait
+                .then(|| Duration::from_secs(count("wait-timeout", 1, 86_400, 900).unwrap_or(900))),
             aws: AwsOptions {
-                region: args.region,
-                profile: args.profile,
+                region: text("region"),
+                profile: text("profile"),
                 endpoint_url,
                 env_endpoint,
             },
             plan: PlanOptions {
                 force: args.force,
-                delete: !args.no_delete,
-                max_delete: args.max_delete,
+                delete: flag("delete").unwrap_or(true),
+                max_delete: usize::try_from(count(
+                    "max-delete",
+                    0,
+                    u64::MAX,
+                    DEFAULT_MAX_DELETE as u64,
+                )?)
+                .unwrap_or(usize::MAX),
             },
             dry_run: args.dry_run,
             json: args.json,
-            concurrency: usize::from(args.concurrency),
-            include: args.include,
-            exclude: args.exclude,
-            lock_ttl: Duration::from_secs(args.lock_ttl.max(60)),
+            concurrency: usize::try_from(count("concurrency", 1, 256, 16)?).unwrap_or(16),
+            include: list("include"),
+            exclude: list("exclude"),
+            lock_ttl: Duration::from_secs(count("lock-ttl", 60, 7 * 86_400, 1800)?),
+            headers,
+            default_headers: flag("default-headers").unwrap_or(true),
             verbosity: if args.quiet {
                 Verbosity::Quiet
             } else if args.verbose > 0 {
@@ -217,6 +352,12 @@ impl Settings {
             } else {
                 Verbosity::Normal
             },
+            print_config: args.print_config,
+            target_name: None,
+            origins: merged
+                .into_iter()
+                .map(|(k, (v, o))| (k, (v, o.label)))
+                .collect(),
             env,
         })
     }
@@ -234,6 +375,167 @@ impl Settings {
             manifest_key,
             lock_key,
         }
+    }
+
+    /// The effective configuration as TOML, each value annotated with the source that set it.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Some(t) = &self.target_name {
+            out.push_str(&format!("# target: {t}\n"));
+        }
+        let mut rules = None;
+        for (key, (value, origin)) in &self.origins {
+            if key == "headers" {
+                rules = Some((value, origin));
+                continue;
+            }
+            let rendered = toml_value(value);
+            out.push_str(&format!("{key} = {rendered}  # {origin}\n"));
+        }
+        if let Some((Value::Array(list), origin)) = rules {
+            for rule in list {
+                out.push_str(&format!("\n[[headers]]  # {origin}\n"));
+                if let Value::Object(fields) = rule {
+                    for (k, v) in fields {
+                        out.push_str(&format!("{k} = {}\n", toml_value(v)));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn origin_of(merged: &BTreeMap<String, (Value, Origin)>, key: &str) -> String {
+    merged
+        .get(key)
+        .map(|(_, o)| o.label.clone())
+        .unwrap_or_else(|| "default".into())
+}
+
+fn toml_value(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k:?} = {}", toml_value(v)))
+                .collect();
+            format!("{{ {} }}", parts.join(", "))
+        }
+        Value::Array(a) => {
+            let parts: Vec<String> = a.iter().map(toml_value).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        // JSON strings, numbers and booleans are spelled the same in TOML.
+        other => other.to_string(),
+    }
+}
+
+fn var(vars: &[(String, String)], name: &str) -> Option<String> {
+    vars.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty())
+}
+
+/// The configuration files that apply, lowest precedence first.
+fn discover(args: &Args, vars: &[(String, String)], cwd: &Path) -> Result<Vec<FileTable>, Error> {
+    let explicit = args
+        .config
+        .clone()
+        .or_else(|| var(vars, "CDN_DEPLOY_CONFIG").map(PathBuf::from));
+    if let Some(path) = explicit {
+        let path = cwd.join(path);
+        if !path.is_file() {
+            return Err(Error::Usage(format!(
+                "--config {}: no such file",
+                path.display()
+            )));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let table = if name == "Cargo.toml" {
+            sources::read_cargo(Some(&path), args.package.as_deref(), cwd)?
+        } else if name.ends_with(".json") {
+            sources::read_package_json(&path)?
+        } else {
+            Some(sources::read_toml(&path)?)
+        };
+        return table.map(|t| vec![t]).ok_or_else(|| {
+            Error::Usage(format!(
+                "{} has no cdn-deploy settings (a \"cdn-deploy\" key in package.json, [package.metadata.cdn-deploy] in Cargo.toml)",
+                path.display()
+            ))
+        });
+    }
+    let mut files = Vec::new();
+    // Cargo is asked only when a Cargo.toml is the source: a web project never needs cargo.
+    let cargo_toml = args
+        .manifest_path
+        .clone()
+        .or_else(|| sources::find_up(cwd, "Cargo.toml"));
+    if let Some(manifest) = cargo_toml {
+        if let Some(t) = sources::read_cargo(Some(&manifest), args.package.as_deref(), cwd)? {
+            files.push(t);
+        }
+    }
+    // Under `npm run`, npm names the project's package.json.
+    let package_json = var(vars, "npm_package_json")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .or_else(|| sources::find_up(cwd, "package.json"));
+    if let Some(pj) = package_json {
+        if let Some(t) = sources::read_package_json(&pj)? {
+            files.push(t);
+        }
+    }
+    if let Some(toml) = sources::find_up(cwd, "cdn-deploy.toml") {
+        files.push(sources::read_toml(&toml)?);
+    }
+    Ok(files)
+}
+
+/// The values given as flags, as the top layer.
+fn flag_layer(args: &Args) -> Layer {
+    let mut values = Map::new();
+    let mut put = |key: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            values.insert(key.to_string(), v);
+        }
+    };
+    put("bucket", args.bucket.clone().map(Value::from));
+    put("prefix", args.prefix.clone().map(Value::from));
+    put("domain", args.domain.clone().map(Value::from));
+    put("region", args.region.clone().map(Value::from));
+    put("profile", args.profile.clone().map(Value::from));
+    put("endpoint-url", args.endpoint_url.clone().map(Value::from));
+    put("manifest-key", args.manifest_key.clone().map(Value::from));
+    let list = |l: &Vec<String>| (!l.is_empty()).then(|| Value::from(l.clone()));
+    put("distribution", list(&args.distributions));
+    put("include", list(&args.include));
+    put("exclude", list(&args.exclude));
+    put("max-delete", args.max_delete.map(|n| Value::from(n as u64)));
+    put("concurrency", args.concurrency.map(Value::from));
+    put("max-paths", args.max_paths.map(|n| Value::from(n as u64)));
+    put("lock-ttl", args.lock_ttl.map(Value::from));
+    put("wait-timeout", args.wait_timeout.map(Value::from));
+    put("delete", args.no_delete.then_some(Value::Bool(false)));
+    put(
+        "invalidate",
+        args.no_invalidate.then_some(Value::Bool(false)),
+    );
+    put("wait", args.wait.then_some(Value::Bool(true)));
+    if let Some(dir) = &args.dir {
+        values.insert("dir".into(), Value::from(dir.to_string_lossy().to_string()));
+    }
+    Layer {
+        origin: Origin {
+            label: "command line".into(),
+            base: None,
+        },
+        values,
     }
 }
 

@@ -16,6 +16,7 @@ use crate::manifest::DeployInfo;
 use crate::plan::{self, Outcome, Plan};
 use crate::progress::Reporter;
 use crate::report::{self, Context};
+use crate::rules::Rules;
 use crate::s3::S3Bucket;
 use crate::scan::{self, LocalFile, ScanOptions};
 
@@ -25,6 +26,11 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
         settings.verbosity,
         settings.env.interactive && !settings.json,
     ));
+    for (key, (value, origin)) in &settings.origins {
+        reporter.detail(&format!("{key} = {value} (from {origin})"));
+    }
+    let rules = Rules::new(&settings.headers, settings.default_headers)
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let clients = aws::clients(&settings.aws).await?;
     let cdn = CloudFront::new(clients.cloudfront);
 
@@ -67,7 +73,7 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
         .files
         .into_iter()
         .map(|f| {
-            let h = headers::default_headers(&f.rel);
+            let h = rules.headers_for(&f.rel);
             (f, h)
         })
         .collect();

@@ -10,6 +10,7 @@ use crate::distribution::ResolveError;
 use crate::manifest::ManifestError;
 use crate::plan::PlanError;
 use crate::scan::ScanError;
+use crate::sources::SourceError;
 
 /// The exit codes, as documented in the README.
 pub mod code {
@@ -48,6 +49,8 @@ pub enum Error {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Config(#[from] SourceError),
     #[error("{what} CloudFront {distribution}: {source}\n  hint: {hint}", hint = source.hint())]
     Cdn {
         what: &'static str,
@@ -84,7 +87,7 @@ impl Error {
             Error::Bucket { .. } => code::FAILURE,
             Error::Manifest { .. } => code::REFUSED,
             Error::Plan(PlanError::TooManyDeletes { .. }) => code::REFUSED,
-            Error::Resolve(_) => code::USAGE,
+            Error::Resolve(_) | Error::Config(_) => code::USAGE,
             Error::Cdn { source, .. } if source.is_setup() => code::USAGE,
             Error::Cdn { .. } => code::FAILURE,
             Error::Locked { .. } | Error::Conflict { .. } => code::CONFLICT,

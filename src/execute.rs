@@ -2,7 +2,6 @@
 //! (everything else first, HTML last), deletes, CDN invalidations, and the events progress
 //! listens to.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
@@ -190,21 +189,19 @@ impl Executed {
     }
 }
 
+/// The manifest body is gzip already (the tool compressed it itself, so `gzip` stays false).
 fn manifest_headers() -> Headers {
     Headers {
-        content_type: "application/json".into(),
         cache_control: Some("no-cache".into()),
         content_encoding: Some("gzip".into()),
-        metadata: BTreeMap::new(),
+        ..Headers::new("application/json")
     }
 }
 
 fn lock_headers() -> Headers {
     Headers {
-        content_type: "application/json".into(),
         cache_control: Some("no-store".into()),
-        content_encoding: None,
-        metadata: BTreeMap::new(),
+        ..Headers::new("application/json")
     }
 }
 
@@ -681,7 +678,7 @@ mod tests {
     //! The executor's decisions against an in-memory bucket that can fail on cue and simulate a
     //! second deploy; the real S3 API is exercised by the end-to-end tests.
 
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::path::PathBuf;
     use std::sync::Mutex;
 

@@ -22,9 +22,32 @@ pub struct Headers {
     pub cache_control: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_language: Option<String>,
     /// `x-amz-meta-*` metadata, without the prefix.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// The tool compresses the body with gzip before upload; `content_encoding` is then `gzip`.
+    /// Recorded so that turning compression on or off re-uploads the files it affects.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gzip: bool,
+}
+
+impl Headers {
+    /// Headers with only a Content-Type: every other header absent, no metadata, no gzip.
+    pub fn new(content_type: impl Into<String>) -> Headers {
+        Headers {
+            content_type: content_type.into(),
+            cache_control: None,
+            content_encoding: None,
+            content_disposition: None,
+            content_language: None,
+            metadata: BTreeMap::new(),
+            gzip: false,
+        }
+    }
 }
 
 /// The built-in headers for a file at `rel` (its path relative to the build folder, with `/`).
@@ -35,10 +58,8 @@ pub fn default_headers(rel: &str) -> Headers {
         REVALIDATE
     };
     Headers {
-        content_type: content_type(rel),
         cache_control: Some(cache_control.to_string()),
-        content_encoding: None,
-        metadata: BTreeMap::new(),
+        ..Headers::new(content_type(rel))
     }
 }
 
@@ -87,11 +108,11 @@ fn is_text(essence: &str) -> bool {
         )
 }
 
-fn file_name(rel: &str) -> &str {
+pub(crate) fn file_name(rel: &str) -> &str {
     rel.rsplit('/').next().unwrap_or(rel)
 }
 
-fn extension(name: &str) -> &str {
+pub(crate) fn extension(name: &str) -> &str {
     match name.rfind('.') {
         Some(0) | None => "",
         Some(i) => &name[i + 1..],
@@ -226,6 +247,39 @@ mod tests {
         assert_eq!(h.cache_control.as_deref(), Some(REVALIDATE));
         let h = default_headers("img/logo.png");
         assert_eq!(h.cache_control.as_deref(), Some(REVALIDATE));
+    }
+
+    #[test]
+    fn new_fields_keep_old_encodings() {
+        // A manifest written before these fields existed decodes to the same headers, and
+        // encodes back byte for byte, so upgrading the tool re-uploads nothing.
+        let old = r#"{"content-type":"text/css; charset=utf-8","cache-control":"public, max-age=0, must-revalidate"}"#;
+        let h: Headers = serde_json::from_str(old).unwrap();
+        assert_eq!(h, default_headers("a.css"));
+        assert_eq!(serde_json::to_string(&h).unwrap(), old);
+    }
+
+    #[test]
+    fn new_fields_round_trip() {
+        let h = Headers {
+            content_encoding: Some("gzip".into()),
+            content_disposition: Some("attachment".into()),
+            content_language: Some("de-CH".into()),
+            gzip: true,
+            ..Headers::new("text/plain")
+        };
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(
+            json,
+            r#"{"content-type":"text/plain","content-encoding":"gzip","content-disposition":"attachment","content-language":"de-CH","gzip":true}"#
+        );
+        assert_eq!(serde_json::from_str::<Headers>(&json).unwrap(), h);
+        let plain = Headers::new("text/plain");
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"content-type":"text/plain"}"#
+        );
+        assert_ne!(plain, h);
     }
 
     #[test]

@@ -17,8 +17,10 @@ pub mod manifest;
 pub mod plan;
 pub mod progress;
 pub mod report;
+pub mod rules;
 pub mod s3;
 pub mod scan;
+pub mod sources;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -45,8 +47,14 @@ where
         }
     };
     let json = args.json;
+    let vars: Vec<(String, String)> = std::env::vars().collect();
     let env = Environment::sense(|k| std::env::var(k).ok());
-    let result = Settings::from_args(args, env).and_then(|settings| {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let result = Settings::load(args, env, &vars, &cwd).and_then(|settings| {
+        if settings.print_config {
+            print!("{}", settings.render());
+            return Ok(code::OK);
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

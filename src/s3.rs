@@ -1,7 +1,11 @@
 //! The S3 adapter: the `Bucket` interface on aws-sdk-s3, translating requests and errors and
-//! nothing more (single PUT or multipart is a transport detail decided by size alone).
+//! nothing more (single PUT or multipart is a transport detail decided by size alone, and gzip
+//! pre-compression an encoding the headers ask for).
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -11,6 +15,7 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use base64::Engine;
+use flate2::{Compression, GzBuilder};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -23,6 +28,10 @@ use crate::plan::Upload;
 pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 /// 8 MiB parts: S3's minimum is 5 MiB; 10,000 parts of 8 MiB cover files up to 78 GiB.
 pub const PART_SIZE: u64 = 8 * 1024 * 1024;
+/// Files to gzip up to this size are compressed into memory, larger ones into a temporary
+/// file: with at most one compressed body per upload in flight, memory stays bounded whatever
+/// the file sizes, and the common case (pages, scripts, styles) never touches the disk.
+pub const GZIP_IN_MEMORY: u64 = 64 * 1024 * 1024;
 /// DeleteObjects takes at most 1,000 keys per request.
 const DELETE_BATCH: usize = 1000;
 
@@ -31,6 +40,7 @@ pub struct S3Bucket {
     bucket: String,
     /// Bounds the requests in flight, parts included, whatever the file sizes.
     permits: Arc<Semaphore>,
+    gzip_in_memory: u64,
 }
 
 impl S3Bucket {
@@ -39,7 +49,85 @@ impl S3Bucket {
             client,
             bucket: bucket.into(),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            gzip_in_memory: GZIP_IN_MEMORY,
         }
+    }
+
+    /// Files to gzip above `bytes` are compressed into a temporary file instead of memory
+    /// (default [`GZIP_IN_MEMORY`]).
+    pub fn with_gzip_in_memory(mut self, bytes: u64) -> S3Bucket {
+        self.gzip_in_memory = bytes;
+        self
+    }
+
+    /// Uploads the gzip of the file. The manifest records the source's hash and size, so the
+    /// compressed bytes only need to be reproducible, not remembered.
+    async fn put_gzip(
+        &self,
+        upload: &Upload,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<(), BucketError> {
+        let path = upload.path.clone();
+        let in_memory = upload.size <= self.gzip_in_memory;
+        // Compression is CPU-bound; on the async workers it would stall every other transfer.
+        let gzipped = tokio::task::spawn_blocking(move || {
+            if in_memory {
+                gzip_into(&path, Vec::new()).map(|g| g.map(Body::Memory))
+            } else {
+                gzip_to_temp_file(&path, &std::env::temp_dir()).map(|g| g.map(Body::File))
+            }
+        })
+        .await
+        .map_err(|e| BucketError::Other(e.to_string()))?
+        .map_err(|e| BucketError::File(format!("cannot gzip {}: {e}", upload.path.display())))?;
+        // The plan decided on the scan's hash: never upload other bytes under that decision.
+        if gzipped.source_sha256 != upload.sha256 || gzipped.source_size != upload.size {
+            return Err(changed(upload));
+        }
+        match gzipped.out {
+            Body::Memory(bytes) => {
+                let _permit = self.permits.acquire().await.map_err(closed)?;
+                let req = self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(&upload.key)
+                    .content_length(size_i64(gzipped.size))
+                    .checksum_sha256(b64(&gzipped.sha256))
+                    .body(ByteStream::from(bytes));
+                apply_headers!(req, &upload.headers)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+            }
+            Body::File(temp) => {
+                // The temporary file is an ordinary upload of the compressed bytes; it is
+                // removed when `temp` drops, whatever happens to the upload.
+                let compressed = Upload {
+                    path: temp.path.clone(),
+                    size: gzipped.size,
+                    sha256: gzipped.sha256,
+                    ..upload.clone()
+                };
+                // Progress counts source bytes, reported once below, so the totals add up.
+                let quiet = |_: u64| {};
+                let sent = if compressed.size > MULTIPART_THRESHOLD {
+                    self.put_multipart(&compressed, &quiet).await
+                } else {
+                    self.put_single(&compressed, &quiet).await
+                };
+                drop(temp);
+                // A file error here names the temporary file; say which source it holds.
+                sent.map_err(|e| match e {
+                    BucketError::File(m) => {
+                        BucketError::File(format!("{m} (the gzip of {})", upload.path.display()))
+                    }
+                    e => e,
+                })?;
+            }
+        }
+        progress(upload.size);
+        Ok(())
     }
 
     async fn put_single(
@@ -190,7 +278,9 @@ macro_rules! apply_headers {
         let mut req = $req
             .content_type(&h.content_type)
             .set_cache_control(h.cache_control.clone())
-            .set_content_encoding(h.content_encoding.clone());
+            .set_content_encoding(h.content_encoding.clone())
+            .set_content_disposition(h.content_disposition.clone())
+            .set_content_language(h.content_language.clone());
         for (k, v) in &h.metadata {
             req = req.metadata(k, v);
         }
@@ -279,7 +369,9 @@ impl Bucket for S3Bucket {
         upload: &Upload,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), BucketError> {
-        if upload.size > MULTIPART_THRESHOLD {
+        if upload.headers.gzip {
+            self.put_gzip(upload, progress).await
+        } else if upload.size > MULTIPART_THRESHOLD {
             self.put_multipart(upload, progress).await
         } else {
             self.put_single(upload, progress).await
@@ -403,6 +495,152 @@ fn part_hashes(path: &std::path::Path, part_size: u64) -> std::io::Result<PartHa
     })
 }
 
+/// A compressed body and what was learnt while compressing it.
+struct Gzipped<T> {
+    out: T,
+    /// Of the compressed bytes: what S3 receives.
+    sha256: [u8; 32],
+    size: u64,
+    /// Of the file as read: what the plan was made on.
+    source_sha256: [u8; 32],
+    source_size: u64,
+}
+
+impl<T> Gzipped<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Gzipped<U> {
+        Gzipped {
+            out: f(self.out),
+            sha256: self.sha256,
+            size: self.size,
+            source_sha256: self.source_sha256,
+            source_size: self.source_size,
+        }
+    }
+}
+
+enum Body {
+    Memory(Vec<u8>),
+    File(TempFile),
+}
+
+/// Compresses the file at `path` into `out` in one read, hashing the source as it goes.
+///
+/// The output depends on the input bytes alone (mtime 0, no file name, a fixed OS byte in the
+/// header, best compression), so the same source always gives the same object, byte for byte.
+fn gzip_into<W: Write>(path: &Path, out: W) -> std::io::Result<Gzipped<W>> {
+    let mut file = File::open(path)?;
+    let mut encoder = GzBuilder::new()
+        .mtime(0)
+        .write(Hashing::new(out), Compression::best());
+    let mut source = Sha256::new();
+    let mut source_size = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        source.update(&buf[..n]);
+        source_size += n as u64;
+        encoder.write_all(&buf[..n])?;
+    }
+    let hashing = encoder.finish()?;
+    Ok(Gzipped {
+        out: hashing.inner,
+        sha256: hashing.sha.finalize().into(),
+        size: hashing.len,
+        source_sha256: source.finalize().into(),
+        source_size,
+    })
+}
+
+fn gzip_to_temp_file(path: &Path, dir: &Path) -> std::io::Result<Gzipped<TempFile>> {
+    let (temp, file) = TempFile::create(dir)?;
+    let Gzipped {
+        out,
+        sha256,
+        size,
+        source_sha256,
+        source_size,
+    } = gzip_into(path, BufWriter::new(file))?;
+    // Flushing here surfaces a full disk as an error instead of losing it in a drop.
+    out.into_inner().map_err(|e| e.into_error())?;
+    Ok(Gzipped {
+        out: temp,
+        sha256,
+        size,
+        source_sha256,
+        source_size,
+    })
+}
+
+/// A temporary file, removed on drop (also when an upload fails or is cancelled).
+struct TempFile {
+    path: PathBuf,
+}
+
+impl TempFile {
+    fn create(dir: &Path) -> std::io::Result<(TempFile, File)> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut attempt = 0;
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!("cdn-deploy-gzip-{}-{n}.gz", std::process::id()));
+            // `create_new`: never write through a name someone else created (a stale file from
+            // a crashed run with the same pid, or a planted symlink).
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(&path) {
+                Ok(file) => return Ok((TempFile { path }, file)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Passes bytes through, hashing and counting them.
+struct Hashing<W> {
+    inner: W,
+    sha: Sha256,
+    len: u64,
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W) -> Hashing<W> {
+        Hashing {
+            inner,
+            sha: Sha256::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn b64(sha: &[u8; 32]) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha)
 }
@@ -508,5 +746,77 @@ impl HasStatus for aws_smithy_runtime_api::http::Response {
         self.headers()
             .get("x-amz-bucket-region")
             .map(str::to_string)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::read::GzDecoder;
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    fn source() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.js");
+        let text: Vec<u8> = (0..5000)
+            .flat_map(|i| format!("console.log({i});\n").into_bytes())
+            .collect();
+        std::fs::write(&path, &text).unwrap();
+        (dir, path, text)
+    }
+
+    #[test]
+    fn gzip_is_deterministic_and_hashes_both_sides() {
+        let (_dir, path, text) = source();
+        let a = gzip_into(&path, Vec::new()).unwrap();
+        let b = gzip_into(&path, Vec::new()).unwrap();
+        assert_eq!(a.out, b.out);
+        assert_eq!(gunzip(&a.out), text);
+        assert_eq!(a.source_sha256, <[u8; 32]>::from(Sha256::digest(&text)));
+        assert_eq!(a.source_size, text.len() as u64);
+        assert_eq!(a.sha256, <[u8; 32]>::from(Sha256::digest(&a.out)));
+        assert_eq!(a.size, a.out.len() as u64);
+        assert!(
+            a.size < a.source_size / 3,
+            "{} of {}",
+            a.size,
+            a.source_size
+        );
+        // mtime 0, no name, OS "unknown": nothing about the machine or the moment.
+        assert_eq!(&a.out[3..10], &[0, 0, 0, 0, 0, 2, 255]);
+    }
+
+    #[test]
+    fn temp_file_holds_the_same_bytes_and_is_removed() {
+        let (_dir, path, _) = source();
+        let tmp = tempfile::tempdir().unwrap();
+        let memory = gzip_into(&path, Vec::new()).unwrap();
+        let file = gzip_to_temp_file(&path, tmp.path()).unwrap();
+        let temp = file.out.path.clone();
+        assert!(temp.starts_with(tmp.path()));
+        assert_eq!(std::fs::read(&temp).unwrap(), memory.out);
+        assert_eq!((file.sha256, file.size), (memory.sha256, memory.size));
+        drop(file);
+        assert_eq!(entries(tmp.path()), 0, "the temporary file was left behind");
+    }
+
+    #[test]
+    fn a_failed_gzip_leaves_no_temp_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Opening a folder succeeds, reading it fails: the error comes after the temporary
+        // file exists.
+        let source = tempfile::tempdir().unwrap();
+        assert!(gzip_to_temp_file(source.path(), tmp.path()).is_err());
+        assert!(gzip_to_temp_file(&source.path().join("gone.js"), tmp.path()).is_err());
+        assert_eq!(entries(tmp.path()), 0);
+    }
+
+    fn entries(dir: &Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
     }
 }

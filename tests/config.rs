@@ -1,0 +1,272 @@
+//! Configuration where users keep it: Cargo.toml metadata, package.json, cdn-deploy.toml and
+//! `CDN_DEPLOY_*`, deployed with no flags against moto server, and header rules end to end.
+
+mod support;
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::process::Output;
+
+use support::{cli, copy_fixture, moto, rt, unique_bucket};
+use walkdir::WalkDir;
+
+fn new_bucket(tag: &str) -> String {
+    let bucket = unique_bucket(tag);
+    rt().block_on(moto().create_bucket(&bucket));
+    bucket
+}
+
+/// A copy of a project template with its placeholders filled, the fixture site in `dist/`, and
+/// a `.git` folder so configuration lookups stop at the project.
+fn project(template: &str, buckets: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = copy_fixture(template);
+    for name in ["Cargo.toml", "package.json", "cdn-deploy.toml"] {
+        let path = dir.path().join(name);
+        if let Ok(mut text) = fs::read_to_string(&path) {
+            for (placeholder, bucket) in buckets {
+                text = text.replace(placeholder, bucket);
+            }
+            fs::write(&path, text).expect("write template");
+        }
+    }
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/site"),
+        &dir.path().join("dist"),
+    );
+    fs::create_dir_all(dir.path().join(".git")).expect(".git");
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in WalkDir::new(from) {
+        let entry = entry.expect("walk");
+        let dest = to.join(entry.path().strip_prefix(from).expect("inside"));
+        if entry.file_type().is_dir() {
+            fs::create_dir_all(&dest).expect("mkdir");
+        } else {
+            fs::copy(entry.path(), &dest).expect("copy");
+        }
+    }
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    cli().current_dir(dir).args(args).output().expect("run")
+}
+
+#[track_caller]
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn keys(bucket: &str) -> Vec<String> {
+    rt().block_on(moto().list_keys(bucket))
+}
+
+#[test]
+fn cargo_project_deploys_with_no_flags_from_any_subfolder() {
+    let bucket = new_bucket("cargo");
+    let staging = new_bucket("cargo-staging");
+    let project = project(
+        "cargo-project",
+        &[("@BUCKET@", &bucket), ("@STAGING_BUCKET@", &staging)],
+    );
+    // From a subfolder: cargo finds the package, and `dir` is relative to its Cargo.toml.
+    let out = run_in(&project.path().join("src"), &[]);
+    assert_exit(&out, 0);
+    let keys = keys(&bucket);
+    assert!(keys.contains(&"index.html".to_string()), "{keys:?}");
+    assert!(
+        !keys.iter().any(|k| k.ends_with(".map")),
+        "exclude from the metadata applies"
+    );
+    let (_, head) = rt().block_on(moto().get(&bucket, "img/logo.png"));
+    assert_eq!(
+        head.cache_control.as_deref(),
+        Some("public, max-age=0, must-revalidate")
+    );
+    let (_, head) = rt().block_on(moto().get(&bucket, "assets/vendor.3f2a9c1b.js"));
+    assert_eq!(
+        head.cache_control.as_deref(),
+        Some("public, max-age=31536000, immutable")
+    );
+
+    assert_exit(&run_in(project.path(), &["--target", "staging"]), 0);
+    assert!(self::keys(&staging).contains(&"index.html".to_string()));
+
+    let out = run_in(project.path(), &["--target", "prod"]);
+    assert_exit(&out, 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no target named \"prod\": the known targets are staging"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn web_project_deploys_from_package_json_with_header_rules_and_gzip() {
+    let bucket = new_bucket("web");
+    let project = project("web-project", &[("@BUCKET@", &bucket)]);
+    assert_exit(&run_in(project.path(), &[]), 0);
+    let (_, head) = rt().block_on(moto().get(&bucket, "about/index.html"));
+    assert_eq!(
+        head.cache_control.as_deref(),
+        Some("no-cache"),
+        "first rule"
+    );
+    let (body, head) = rt().block_on(moto().get(&bucket, "assets/index-D4nq1Xk3.css"));
+    assert_eq!(head.content_encoding.as_deref(), Some("gzip"));
+    assert_eq!(
+        head.content_type.as_deref(),
+        Some("text/css; charset=utf-8")
+    );
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_end(&mut plain)
+        .expect("gunzip");
+    let source = fs::read(project.path().join("dist/assets/index-D4nq1Xk3.css")).expect("read");
+    assert_eq!(
+        plain, source,
+        "the gzip body decompresses to the source bytes"
+    );
+
+    // A rebuild with identical sources uploads nothing, gzip or not.
+    let mark = moto().mark();
+    let out = run_in(project.path(), &[]);
+    assert_exit(&out, 0);
+    assert_eq!(moto().requests_since(mark, &bucket).len(), 1);
+
+    // Editing a rule re-uploads exactly the files whose headers change, with the new headers.
+    let pj = project.path().join("package.json");
+    let text = fs::read_to_string(&pj)
+        .expect("read")
+        .replace("\"no-cache\"", "\"public, max-age=60\"");
+    fs::write(&pj, text).expect("write");
+    let mark = moto().mark();
+    let out = run_in(project.path(), &["--json"]);
+    assert_exit(&out, 0);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let uploads = doc["uploads"].as_array().expect("uploads");
+    assert_eq!(uploads.len(), 7, "the 7 HTML pages: {uploads:#?}");
+    assert!(
+        uploads.iter().all(|u| u["reason"] == "headers"),
+        "{uploads:#?}"
+    );
+    let puts = moto()
+        .requests_since(mark, &bucket)
+        .into_iter()
+        .filter(|r| r.method == "PUT" && !r.key().unwrap_or_default().contains(".cdn-deploy/"))
+        .count();
+    assert_eq!(puts, 7);
+    let (_, head) = rt().block_on(moto().get(&bucket, "blog/index.html"));
+    assert_eq!(head.cache_control.as_deref(), Some("public, max-age=60"));
+}
+
+#[test]
+fn precedence_flags_env_toml_package_json_cargo() {
+    let a = unique_bucket("cargo-layer");
+    let project = project(
+        "cargo-project",
+        &[("@BUCKET@", &a), ("@STAGING_BUCKET@", "staging-x")],
+    );
+    fs::write(
+        project.path().join("package.json"),
+        r#"{"name": "x", "cdn-deploy": {"bucket": "from-package-json", "max-delete": 7}}"#,
+    )
+    .expect("write");
+    fs::write(
+        project.path().join("cdn-deploy.toml"),
+        "bucket = \"from-toml\"\n",
+    )
+    .expect("write");
+    let config = |extra_env: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = cli();
+        cmd.current_dir(project.path())
+            .arg("--print-config")
+            .args(args);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run");
+        assert_exit(&out, 0);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let line = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let text = config(&[], &[]);
+    assert!(
+        line(&text, "bucket").starts_with("bucket = \"from-toml\"  # "),
+        "{text}"
+    );
+    assert!(line(&text, "bucket").ends_with("cdn-deploy.toml"), "{text}");
+    assert!(
+        line(&text, "max-delete").ends_with("package.json \"cdn-deploy\""),
+        "{text}"
+    );
+    assert!(
+        line(&text, "dir").contains("[package.metadata.cdn-deploy]"),
+        "{text}"
+    );
+    assert!(text.contains("[[headers]]"), "{text}");
+    let text = config(&[("CDN_DEPLOY_BUCKET", "from-env")], &[]);
+    assert_eq!(
+        line(&text, "bucket"),
+        "bucket = \"from-env\"  # CDN_DEPLOY_BUCKET"
+    );
+    let text = config(
+        &[("CDN_DEPLOY_BUCKET", "from-env")],
+        &["--bucket", "from-flag"],
+    );
+    assert_eq!(
+        line(&text, "bucket"),
+        "bucket = \"from-flag\"  # command line"
+    );
+    let text = config(&[], &["--target", "staging"]);
+    assert!(
+        line(&text, "bucket").contains("staging-x"),
+        "a Cargo target under the toml base: {text}"
+    );
+}
+
+#[test]
+fn configuration_mistakes_name_the_file_the_key_and_the_fix() {
+    let dir = tempfile::tempdir().expect("tmp");
+    fs::create_dir_all(dir.path().join(".git")).expect(".git");
+    fs::create_dir_all(dir.path().join("dist")).expect("dist");
+    let toml = dir.path().join("cdn-deploy.toml");
+    let cases = [
+        ("buckt = \"x\"\n", "unknown key `buckt`; did you mean `bucket`?"),
+        ("dir = \"dist\"\nbucket = \"my-site\"\nmax-delete = \"ten\"\n", "`max-delete` must be a whole number, not the string \"ten\""),
+        ("dir = \"dist\"\nbucket = \"my-site\"\nconcurrency = 0\n", "`concurrency` must be between 1 and 256"),
+        ("dir = \"dist\"\nbucket = \"my-site\"\nwait = true\ninvalidate = false\n", "`wait` ("),
+        ("dir = \"dist\"\nbucket = \"my-site\"\n[[headers]]\nglob = \"*.html\"\ncache-contrl = \"no-cache\"\n", "cache-contrl"),
+        ("bucket = \n", "is not valid TOML"),
+    ];
+    for (text, needle) in cases {
+        fs::write(&toml, text).expect("write");
+        let out = cli()
+            .current_dir(dir.path())
+            .arg("--print-config")
+            .output()
+            .expect("run");
+        assert_exit(&out, 2);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{text:?}: {stderr}");
+        if !needle.contains("TOML") && !needle.contains("cache-contrl") {
+            assert!(
+                stderr.contains("cdn-deploy.toml"),
+                "names the file: {stderr}"
+            );
+        }
+    }
+}
