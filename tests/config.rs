@@ -270,3 +270,34 @@ fn configuration_mistakes_name_the_file_the_key_and_the_fix() {
         }
     }
 }
+
+#[test]
+fn cdn_deploy_toml_deploys_with_no_flags_and_wins_over_package_json() {
+    let bucket = new_bucket("toml");
+    let project = project("web-project", &[("@BUCKET@", "not-this-one")]);
+    fs::rename(project.path().join("dist"), project.path().join("public")).expect("rename");
+    fs::write(
+        project.path().join("cdn-deploy.toml"),
+        format!(
+            "dir = \"public\"\nbucket = \"{bucket}\"\nprefix = \"www\"\n\n[[headers]]\nglob = \"img/*\"\ncontent-disposition = \"inline\"\nmetadata = {{ team = \"web\" }}\n"
+        ),
+    )
+    .expect("write");
+    // Run from a subfolder: both files are found walking up, and `dir` is relative to the toml.
+    fs::create_dir_all(project.path().join("src")).expect("mkdir");
+    assert_exit(&run_in(&project.path().join("src"), &[]), 0);
+    let keys = keys(&bucket);
+    assert!(keys.contains(&"www/index.html".to_string()), "{keys:?}");
+    assert!(
+        keys.contains(&"www/.cdn-deploy/manifest.json".to_string()),
+        "{keys:?}"
+    );
+    let (_, head) = rt().block_on(moto().get(&bucket, "www/img/logo.png"));
+    assert_eq!(head.metadata.get("team").map(String::as_str), Some("web"));
+    // The package.json rules are replaced, not merged: only the toml's apply.
+    let (_, head) = rt().block_on(moto().get(&bucket, "www/index.html"));
+    assert_eq!(
+        head.cache_control.as_deref(),
+        Some("public, max-age=0, must-revalidate")
+    );
+}
