@@ -256,14 +256,7 @@ async fn preview<C: Cdn>(
     let unchanged = execute::unchanged_keys(known.into_iter(), &stale);
     let mut out = Vec::new();
     for target in &job.distributions {
-        let mut item = Invalidated {
-            distribution: target.id.clone(),
-            paths: Vec::new(),
-            wildcards: 0,
-            evicted_unchanged: 0,
-            id: None,
-            error: None,
-        };
+        let mut item = Invalidated::nothing(&target.id);
         match execute::batch(cdn, target, job, &stale, &unchanged).await {
             Ok(Some(b)) => {
                 item.paths = b.paths;

@@ -115,6 +115,20 @@ pub struct Job {
     pub deploy_id: String,
 }
 
+impl Invalidated {
+    /// A distribution with nothing sent (yet).
+    pub fn nothing(distribution: &str) -> Invalidated {
+        Invalidated {
+            distribution: distribution.to_string(),
+            paths: Vec::new(),
+            wildcards: 0,
+            evicted_unchanged: 0,
+            id: None,
+            error: None,
+        }
+    }
+}
+
 /// The two services a deploy writes to.
 pub struct Stores<'a, B, C> {
     pub bucket: &'a B,
@@ -536,14 +550,7 @@ async fn invalidate<C: Cdn>(
     unchanged: &[String],
     progress: &dyn Progress,
 ) -> Invalidated {
-    let mut result = Invalidated {
-        distribution: target.id.clone(),
-        paths: Vec::new(),
-        wildcards: 0,
-        evicted_unchanged: 0,
-        id: None,
-        error: None,
-    };
+    let mut result = Invalidated::nothing(&target.id);
     let mut waits = BACKOFF.iter();
     loop {
         let attempt = match batch(cdn, target, job, stale, unchanged).await {

@@ -413,13 +413,22 @@ pub fn env_layer(vars: &[(String, String)]) -> Result<Vec<Layer>, SourceError> {
         }
         let key = rest.to_ascii_lowercase().replace('_', "-");
         let Some((_, kind)) = KEYS.iter().find(|(k, _)| *k == key) else {
+            // A near miss is a typo worth stopping for; anything else may be the project's own
+            // variable that merely shares the prefix.
             let names: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
-            return Err(SourceError::UnknownKey {
-                origin: "the environment".into(),
-                key: name.clone(),
-                nearest: nearest(&key, &names)
-                    .map(|k| format!("CDN_DEPLOY_{}", k.to_ascii_uppercase().replace('-', "_"))),
-            });
+            match nearest(&key, &names) {
+                Some(k) => {
+                    return Err(SourceError::UnknownKey {
+                        origin: "the environment".into(),
+                        key: name.clone(),
+                        nearest: Some(format!(
+                            "CDN_DEPLOY_{}",
+                            k.to_ascii_uppercase().replace('-', "_")
+                        )),
+                    })
+                }
+                None => continue,
+            }
         };
         let value = match kind {
             Kind::Count => raw
