@@ -802,11 +802,13 @@ mod tests {
         }
     }
 
-    /// A CDN that accepts everything and records the batches.
+    /// A CDN that accepts everything and records the batches; `busy` answers
+    /// TooManyInvalidationsInProgress that many times first.
     #[derive(Default)]
     struct MemCdn {
         sent: Mutex<Vec<(String, Vec<String>)>>,
         refuse: bool,
+        busy: Mutex<usize>,
     }
 
     impl Cdn for MemCdn {
@@ -827,6 +829,11 @@ mod tests {
         ) -> Result<String, CdnError> {
             if self.refuse {
                 return Err(CdnError::AccessDenied(String::new()));
+            }
+            let mut busy = self.busy.lock().expect("lock");
+            if *busy > 0 {
+                *busy -= 1;
+                return Err(CdnError::TooManyInProgress);
             }
             self.sent
                 .lock()
@@ -892,6 +899,7 @@ mod tests {
     ) -> Result<Executed, Error> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .start_paused(true)
             .build()
             .expect("runtime");
         rt.block_on(async {
@@ -1035,6 +1043,34 @@ mod tests {
             *cdn.sent.lock().expect("lock"),
             [("E1".to_string(), vec!["/c.png".to_string()])]
         );
+    }
+
+    #[test]
+    fn a_busy_cloudfront_is_retried_then_given_up_on() {
+        let files = local(&[("a.css", 1)]);
+        let cdn = MemCdn {
+            busy: Mutex::new(2),
+            ..MemCdn::default()
+        };
+        let done = run(
+            &MemBucket::default(),
+            &cdn,
+            &job(&["E1"]),
+            &files,
+            &Cancel::default(),
+        )
+        .expect("deploy");
+        assert!(!done.invalidation_failed(), "{:?}", done.invalidations);
+        assert_eq!(cdn.sent.lock().expect("lock").len(), 1);
+
+        let bucket = MemBucket::default();
+        let cdn = MemCdn {
+            busy: Mutex::new(usize::MAX),
+            ..MemCdn::default()
+        };
+        let done = run(&bucket, &cdn, &job(&["E1"]), &files, &Cancel::default()).expect("deploy");
+        assert!(done.invalidation_failed());
+        assert!(bucket.manifest().pending_invalidation.contains("a.css"));
     }
 
     #[test]

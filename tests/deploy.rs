@@ -688,11 +688,15 @@ fn ctrl_c_finishes_the_uploads_in_flight_and_records_them() {
             }
         }
     }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    // Twice in a row, as a terminal and the npm launcher both deliver one Ctrl-C: the echo
+    // must not turn the graceful stop into an immediate exit.
+    for _ in 0..2 {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(130), "{rest:#?}");
