@@ -113,6 +113,12 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
     };
     let nothing_to_do =
         plan.is_empty() && (plan.pending.is_empty() || job.distributions.is_empty());
+    if !plan.pending.is_empty() && job.distributions.is_empty() && settings.invalidate {
+        reporter.line(&format!(
+            "note: {} changed files of an earlier deploy were never invalidated on CloudFront; pass --distribution or --domain to invalidate them",
+            plan.pending.len()
+        ));
+    }
 
     if settings.dry_run || nothing_to_do {
         let invalidations = if settings.dry_run {
