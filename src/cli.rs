@@ -21,6 +21,11 @@ Examples:
       Deploy under s3://my-site/docs/ and print the result as one JSON document.
   cargo cdn-deploy --bucket assets --endpoint-url http://127.0.0.1:9000 dist/
       Deploy to an S3-compatible store (path-style addressing).
+  cargo cdn-deploy --target staging
+      Use the settings kept in cdn-deploy.toml, package.json \"cdn-deploy\" or Cargo.toml
+      [package.metadata.cdn-deploy], with their staging target on top.
+  cargo cdn-deploy --print-config
+      Show the effective settings and where each one came from.
 
 The deploy keeps a manifest at <prefix>.cdn-deploy/manifest.json in the bucket and compares
 sha256 hashes against it, so an unchanged rebuild uploads nothing, and only keys it deployed

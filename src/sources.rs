@@ -323,7 +323,13 @@ pub fn read_cargo(
     } else {
         cmd.current_dir(cwd);
     }
-    let meta = cmd.exec().map_err(|e| SourceError::Cargo(e.to_string()))?;
+    let meta = match cmd.exec() {
+        Ok(meta) => meta,
+        // No cargo on this machine (a web project's CI image in a mixed repository): there is
+        // then no Cargo source, and the other sources decide.
+        Err(cargo_metadata::Error::Io(_)) => return Ok(None),
+        Err(e) => return Err(SourceError::Cargo(e.to_string())),
+    };
     let chosen = match package {
         Some(name) => meta
             .packages
