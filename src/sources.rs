@@ -346,6 +346,14 @@ pub fn read_cargo(
                 ))
             })?,
         None => {
+            // The package of an explicit --manifest-path, else the one whose folder holds the
+            // current folder, else the workspace's root package.
+            let named = manifest_path.and_then(|m| {
+                let m = m.canonicalize().ok()?;
+                meta.packages.iter().find(|p| {
+                    p.manifest_path.as_std_path().canonicalize().ok().as_ref() == Some(&m)
+                })
+            });
             let containing = meta
                 .packages
                 .iter()
@@ -355,7 +363,7 @@ pub fn read_cargo(
                         .is_some_and(|d| cwd.starts_with(d.as_std_path()))
                 })
                 .max_by_key(|p| p.manifest_path.as_str().len());
-            match containing.or_else(|| meta.root_package()) {
+            match named.or(containing).or_else(|| meta.root_package()) {
                 Some(p) => p,
                 None => return Ok(None),
             }

@@ -301,3 +301,54 @@ fn cdn_deploy_toml_deploys_with_no_flags_and_wins_over_package_json() {
         Some("public, max-age=0, must-revalidate")
     );
 }
+
+#[test]
+fn workspace_package_is_the_one_here_or_the_one_named() {
+    let ws = tempfile::tempdir().expect("tmp");
+    fs::create_dir_all(ws.path().join(".git")).expect(".git");
+    fs::write(
+        ws.path().join("Cargo.toml"),
+        "[workspace]\nmembers = [\"docs\", \"shop\"]\nresolver = \"2\"\n",
+    )
+    .expect("write");
+    for (name, bucket) in [("docs", "docs-bucket"), ("shop", "shop-bucket")] {
+        let dir = ws.path().join(name);
+        fs::create_dir_all(dir.join("src")).expect("mkdir");
+        fs::write(dir.join("src/main.rs"), "fn main() {}\n").expect("write");
+        fs::write(
+            dir.join("Cargo.toml"),
+            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.cdn-deploy]\ndir = \"dist\"\nbucket = \"{bucket}\"\n"),
+        )
+        .expect("write");
+    }
+    let bucket_line = |dir: &Path, args: &[&str]| {
+        let out = cli()
+            .current_dir(dir)
+            .arg("--print-config")
+            .args(args)
+            .output()
+            .expect("run");
+        assert_exit(&out, 0);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("bucket = "))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(bucket_line(&ws.path().join("shop/src"), &[]).starts_with("bucket = \"shop-bucket\""));
+    assert!(bucket_line(ws.path(), &["-p", "docs"]).starts_with("bucket = \"docs-bucket\""));
+    let manifest = ws.path().join("shop/Cargo.toml");
+    let manifest = manifest.to_str().expect("utf-8");
+    assert!(bucket_line(ws.path(), &["--manifest-path", manifest])
+        .starts_with("bucket = \"shop-bucket\""));
+    let out = cli()
+        .current_dir(ws.path())
+        .args(["--print-config", "-p", "blog"])
+        .output()
+        .expect("run");
+    assert_exit(&out, 2);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("docs, shop"),
+        "lists the packages"
+    );
+}
