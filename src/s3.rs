@@ -29,9 +29,10 @@ pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 /// 8 MiB parts: S3's minimum is 5 MiB; 10,000 parts of 8 MiB cover files up to 78 GiB.
 pub const PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Files to gzip up to this size are compressed into memory, larger ones into a temporary
-/// file: with at most one compressed body per upload in flight, memory stays bounded whatever
-/// the file sizes, and the common case (pages, scripts, styles) never touches the disk.
-pub const GZIP_IN_MEMORY: u64 = 64 * 1024 * 1024;
+/// file: with at most one compressed body per upload in flight, memory stays under
+/// concurrency × 8 MiB (128 MiB at the default 16) whatever the file sizes, and the common case
+/// (pages, scripts, styles) never touches the disk.
+pub const GZIP_IN_MEMORY: u64 = 8 * 1024 * 1024;
 /// DeleteObjects takes at most 1,000 keys per request.
 const DELETE_BATCH: usize = 1000;
 
