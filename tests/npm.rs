@@ -377,9 +377,10 @@ fn postbuild_deploys_through_the_installed_launcher_and_a_rebuild_deploys_nothin
     rt().block_on(moto().create_bucket(&bucket));
     let build = || {
         let mut cmd = with_test_env(npm());
-        // Not a CDN_DEPLOY_* name: the CLI rejects unknown variables with its prefix.
+        // The settings are the project's package.json (which npm names in npm_package_json),
+        // with the bucket from the environment, as a CI job per stage would pass it.
         cmd.args(["run", "build"])
-            .env("TEST_BUCKET", &bucket)
+            .env("CDN_DEPLOY_BUCKET", &bucket)
             .current_dir(project);
         run(&mut cmd)
     };
