@@ -86,6 +86,8 @@ pub struct Environment {
     pub git_commit: Option<String>,
     /// How the user runs the tool, for hints: `cargo cdn-deploy` or `npx cdn-deploy`.
     pub program: &'static str,
+    /// An S3 endpoint set through `AWS_ENDPOINT_URL(_S3)`: S3-compatible stores want path-style.
+    pub env_endpoint: bool,
 }
 
 impl Environment {
@@ -102,6 +104,9 @@ impl Environment {
         .any(|v| var(v).is_some_and(|s| !s.is_empty() && s != "false" && s != "0"));
         Environment {
             program: crate::cli::program(var("CDN_DEPLOY_LAUNCHER").as_deref()),
+            env_endpoint: ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+                .iter()
+                .any(|v| var(v).is_some_and(|s| !s.is_empty())),
             interactive: !ci && std::io::stderr().is_terminal(),
             holder: holder(&var),
             git_commit: [
@@ -305,9 +310,6 @@ impl Settings {
                 .map_err(|e| Error::Usage(format!("{}: `headers`: {e}", origin.label)))?,
             None => Vec::new(),
         };
-        let env_endpoint = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
-            .iter()
-            .any(|v| var(&std::env::vars().collect::<Vec<_>>(), v).is_some());
         Ok(Settings {
             dir,
             bucket,
@@ -324,7 +326,7 @@ impl Settings {
                 region: text("region"),
                 profile: text("profile"),
                 endpoint_url,
-                env_endpoint,
+                env_endpoint: env.env_endpoint,
             },
             plan: PlanOptions {
                 force: args.force,

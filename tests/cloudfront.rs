@@ -12,7 +12,7 @@ use aws_sdk_cloudfront::types::{
     ViewerProtocolPolicy,
 };
 use cdn_deploy::manifest::Manifest;
-use support::{cli, copy_fixture, moto, rt, unique_bucket, FaultProxy};
+use support::{assert_exit, cli, copy_fixture, moto, rt, unique_bucket, FaultProxy};
 
 fn cloudfront() -> aws_sdk_cloudfront::Client {
     let conf = aws_sdk_cloudfront::Config::builder()
@@ -121,17 +121,6 @@ fn run(dir: &Path, args: &[&str]) -> Output {
         .arg(dir)
         .output()
         .expect("run cargo-cdn-deploy")
-}
-
-#[track_caller]
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn sorted(paths: &[&str]) -> Vec<String> {

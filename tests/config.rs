@@ -8,14 +8,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::Output;
 
-use support::{cli, copy_fixture, moto, rt, unique_bucket};
-use walkdir::WalkDir;
-
-fn new_bucket(tag: &str) -> String {
-    let bucket = unique_bucket(tag);
-    rt().block_on(moto().create_bucket(&bucket));
-    bucket
-}
+use support::{assert_exit, cli, copy_fixture, copy_tree, moto, new_bucket, rt, unique_bucket};
 
 /// A copy of a project template with its placeholders filled, the fixture site in `dist/`, and
 /// a `.git` folder so configuration lookups stop at the project.
@@ -38,31 +31,8 @@ fn project(template: &str, buckets: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in WalkDir::new(from) {
-        let entry = entry.expect("walk");
-        let dest = to.join(entry.path().strip_prefix(from).expect("inside"));
-        if entry.file_type().is_dir() {
-            fs::create_dir_all(&dest).expect("mkdir");
-        } else {
-            fs::copy(entry.path(), &dest).expect("copy");
-        }
-    }
-}
-
 fn run_in(dir: &Path, args: &[&str]) -> Output {
     cli().current_dir(dir).args(args).output().expect("run")
-}
-
-#[track_caller]
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn keys(bucket: &str) -> Vec<String> {

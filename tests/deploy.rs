@@ -9,7 +9,9 @@ use std::process::Output;
 
 use cdn_deploy::manifest::Manifest;
 use sha2::{Digest, Sha256};
-use support::{cli, copy_fixture, moto, rt, unique_bucket, FaultProxy, Request};
+use support::{
+    assert_exit, cli, copy_fixture, moto, new_bucket, output_text, rt, FaultProxy, Request,
+};
 use walkdir::WalkDir;
 
 const MANIFEST: &str = ".cdn-deploy/manifest.json";
@@ -23,26 +25,6 @@ fn deploy(bucket: &str, dir: &Path, extra: &[&str]) -> Output {
         .arg(dir)
         .output()
         .expect("run cargo-cdn-deploy")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-#[track_caller]
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "{}", text(out));
-}
-
-fn new_bucket(tag: &str) -> String {
-    let bucket = unique_bucket(tag);
-    rt().block_on(moto().create_bucket(&bucket));
-    bucket
 }
 
 fn keys(bucket: &str) -> Vec<String> {
@@ -103,7 +85,7 @@ fn first_deploy_lands_every_file_byte_for_byte_with_headers() {
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("Deployed: "),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     let files = site_files(site.path());
@@ -191,7 +173,7 @@ fn unchanged_rebuild_makes_exactly_one_request() {
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("Nothing to deploy: 18 files unchanged"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     let requests = moto().requests_since(mark, &bucket);
     assert_eq!(requests.len(), 1, "{requests:#?}");
@@ -312,12 +294,12 @@ fn header_only_change_reuploads() {
     assert!(
         String::from_utf8_lossy(&dry.stdout).contains("~ img/logo.png"),
         "{}",
-        text(&dry)
+        output_text(&dry)
     );
     assert!(
         String::from_utf8_lossy(&dry.stdout).contains("headers"),
         "{}",
-        text(&dry)
+        output_text(&dry)
     );
     let mark = moto().mark();
     assert_exit(&deploy(&bucket, site.path(), &[]), 0);
@@ -413,7 +395,7 @@ fn delete_limit_refuses_and_deletes_nothing() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--max-delete 3"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert!(moto()
         .requests_since(mark, &bucket)
@@ -589,7 +571,7 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("error: "),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     let out = deploy(&bucket, &empty.path().join("dist"), &[]);
@@ -597,7 +579,7 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("does not exist"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     let site = copy_fixture("site");
@@ -611,7 +593,7 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("server.key"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert!(keys(&bucket).is_empty(), "nothing written");
 
@@ -625,7 +607,7 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("does not exist"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     let out = cli()
@@ -639,7 +621,7 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no AWS credentials"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     let out = cli()

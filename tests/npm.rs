@@ -20,7 +20,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use serde_json::Value;
-use support::{cli, moto, rt, unique_bucket};
+use support::{cli, copy_tree, moto, rt, unique_bucket};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const BINARY: &str = env!("CARGO_BIN_EXE_cargo-cdn-deploy");
@@ -263,20 +263,6 @@ fn new_project(name: &str) -> PathBuf {
     // A project root of its own: configuration lookups must not climb into this repository.
     fs::create_dir_all(dir.join(".git")).expect("create .git");
     dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
-    for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())) {
-        let entry = entry.expect("read a folder entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target)
-                .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
-        }
-    }
 }
 
 fn launcher(project: &Path) -> PathBuf {

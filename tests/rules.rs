@@ -16,13 +16,7 @@ use cdn_deploy::rules::{HeaderRule, Rules};
 use cdn_deploy::s3::{S3Bucket, MULTIPART_THRESHOLD};
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
-use support::{moto, rt, unique_bucket, HeadInfo};
-
-fn new_bucket(tag: &str) -> String {
-    let bucket = unique_bucket(tag);
-    rt().block_on(moto().create_bucket(&bucket));
-    bucket
-}
+use support::{moto, new_bucket, rt, HeadInfo};
 
 fn site() -> tempfile::TempDir {
     tempfile::Builder::new()

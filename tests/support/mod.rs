@@ -10,7 +10,7 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, OnceLock};
 use std::thread;
@@ -140,7 +140,9 @@ pub fn copy_fixture(name: &str) -> tempfile::TempDir {
     tmp
 }
 
-fn copy_tree(src: &Path, dst: &Path) {
+/// Copies a folder tree, creating `dst`; file names keep their exact bytes.
+pub fn copy_tree(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap_or_else(|e| panic!("create {}: {e}", dst.display()));
     let entries =
         fs::read_dir(src).unwrap_or_else(|e| panic!("read folder {}: {e}", src.display()));
     for entry in entries {
@@ -152,7 +154,6 @@ fn copy_tree(src: &Path, dst: &Path) {
             .file_type()
             .unwrap_or_else(|e| panic!("stat {}: {e}", from.display()));
         if kind.is_dir() {
-            fs::create_dir(&to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
             copy_tree(&from, &to);
         } else if kind.is_file() {
             fs::copy(&from, &to)
@@ -161,6 +162,28 @@ fn copy_tree(src: &Path, dst: &Path) {
             panic!("fixtures hold only files and folders: {}", from.display());
         }
     }
+}
+
+/// A fresh bucket in moto.
+pub fn new_bucket(tag: &str) -> String {
+    let bucket = unique_bucket(tag);
+    rt().block_on(moto().create_bucket(&bucket));
+    bucket
+}
+
+/// A command's exit status and output, for assertion messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", output_text(out));
 }
 
 impl Moto {
