@@ -93,18 +93,25 @@ pub fn content_type(rel: &str) -> String {
     }
 }
 
-fn is_text(essence: &str) -> bool {
+/// Text that browsers decode with a charset, and that compresses well. Takes a full
+/// Content-Type (`text/css; charset=utf-8`) or just its essence.
+pub(crate) fn is_text(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     essence.starts_with("text/")
+        || essence.ends_with("+json")
+        || essence.ends_with("+xml")
         || matches!(
-            essence,
+            essence.as_str(),
             "application/json"
-                | "application/ld+json"
-                | "application/manifest+json"
+                | "application/javascript"
+                | "application/x-javascript"
+                | "application/ecmascript"
                 | "application/xml"
-                | "application/rss+xml"
-                | "application/atom+xml"
-                | "application/xhtml+xml"
-                | "image/svg+xml"
         )
 }
 

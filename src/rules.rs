@@ -26,10 +26,11 @@
 
 use std::collections::BTreeMap;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::headers::{default_headers, extension, file_name, Headers};
+use crate::headers::{default_headers, extension, file_name, is_text, Headers};
+use crate::scan::site_globs;
 
 /// One `[[headers]]` rule of the configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -100,16 +101,11 @@ impl Rules {
         let mut owner = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             validate(rule)?;
-            // A bare name pattern such as `*.js` means "in any folder", as in .gitignore.
-            let anywhere = (!rule.glob.contains('/')).then(|| format!("**/{}", rule.glob));
-            for pattern in std::iter::once(&rule.glob).chain(&anywhere) {
-                let glob = GlobBuilder::new(pattern)
-                    .literal_separator(true)
-                    .build()
-                    .map_err(|source| RuleError::BadGlob {
-                        glob: rule.glob.clone(),
-                        source,
-                    })?;
+            let globs = site_globs(&rule.glob).map_err(|source| RuleError::BadGlob {
+                glob: rule.glob.clone(),
+                source,
+            })?;
+            for glob in globs {
                 set.add(glob);
                 owner.push(i);
             }
@@ -251,27 +247,7 @@ fn is_header_text(value: &str) -> bool {
 /// Worth gzipping: a text type whose extension does not say it is compressed already.
 fn compressible(rel: &str, content_type: &str) -> bool {
     let ext = extension(file_name(rel));
-    is_text_type(content_type) && !COMPRESSED.iter().any(|c| ext.eq_ignore_ascii_case(c))
-}
-
-fn is_text_type(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence.starts_with("text/")
-        || essence.ends_with("+json")
-        || essence.ends_with("+xml")
-        || matches!(
-            essence.as_str(),
-            "application/json"
-                | "application/javascript"
-                | "application/x-javascript"
-                | "application/ecmascript"
-                | "application/xml"
-        )
+    is_text(content_type) && !COMPRESSED.iter().any(|c| ext.eq_ignore_ascii_case(c))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use walkdir::WalkDir;
@@ -163,14 +163,22 @@ fn in_well_known(rel: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// A glob over paths relative to the build folder, as every option and rule of the tool reads
+/// them: `*` stays within a folder, `**` crosses folders, and a bare name pattern such as
+/// `*.map` means "in any folder", as in .gitignore.
+pub(crate) fn site_globs(glob: &str) -> Result<Vec<Glob>, globset::Error> {
+    let anywhere = (!glob.contains('/')).then(|| format!("**/{glob}"));
+    std::iter::once(glob)
+        .chain(anywhere.as_deref())
+        .map(|pattern| GlobBuilder::new(pattern).literal_separator(true).build())
+        .collect()
+}
+
 fn glob_set(globs: &[String]) -> Result<GlobSet, ScanError> {
     let mut set = GlobSetBuilder::new();
     for glob in globs {
-        // A bare name pattern such as `*.map` means "in any folder", as in .gitignore.
-        let anywhere = (!glob.contains('/')).then(|| format!("**/{glob}"));
-        for pattern in std::iter::once(glob).chain(&anywhere) {
-            let built = GlobBuilder::new(pattern).literal_separator(true).build();
-            set.add(built.map_err(|source| bad_glob(glob, source))?);
+        for built in site_globs(glob).map_err(|source| bad_glob(glob, source))? {
+            set.add(built);
         }
     }
     set.build()
