@@ -3,6 +3,7 @@
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_s3::config::RequestChecksumCalculation;
 
@@ -21,7 +22,7 @@ pub struct AwsOptions {
 pub enum SetupError {
     #[error("no AWS region is configured: pass --region, or set AWS_REGION")]
     NoRegion,
-    #[error(transparent)]
+    #[error("{0}\n  hint: {hint}", hint = .0.hint(""))]
     Credentials(BucketError),
 }
 
@@ -72,9 +73,13 @@ pub async fn clients(opts: &AwsOptions) -> Result<Clients, SetupError> {
         }
         Some(provider) => {
             if let Err(e) = provider.provide_credentials().await {
-                return Err(SetupError::Credentials(BucketError::NoCredentials(
-                    first_line(&aws_sdk_s3::error::DisplayErrorContext(&e).to_string()),
-                )));
+                // "Not loaded" means no source had any; anything else (an expired SSO session, a
+                // broken profile) is worth quoting.
+                let detail = match e {
+                    CredentialsError::CredentialsNotLoaded(_) => String::new(),
+                    other => one_line(&aws_sdk_s3::error::DisplayErrorContext(&other).to_string()),
+                };
+                return Err(SetupError::Credentials(BucketError::NoCredentials(detail)));
             }
         }
     }
@@ -84,6 +89,6 @@ pub async fn clients(opts: &AwsOptions) -> Result<Clients, SetupError> {
     })
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

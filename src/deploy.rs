@@ -31,6 +31,7 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
     }
     let rules = Rules::new(&settings.headers, settings.default_headers)
         .map_err(|e| Error::Usage(e.to_string()))?;
+    scan::check_root(&settings.dir)?;
     let clients = aws::clients(&settings.aws).await?;
     let cdn = CloudFront::new(clients.cloudfront);
 

@@ -259,15 +259,23 @@ fn check_inside(canon_root: &Path, link: &Path) -> Result<(), ScanError> {
     }
 }
 
-pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, ScanError> {
-    let root = &opts.root;
+/// Checks that the build folder exists and is a folder: cheap, so a run can say so before it
+/// talks to AWS.
+pub fn check_root(root: &Path) -> Result<(), ScanError> {
     let meta = std::fs::metadata(root).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => ScanError::MissingDir(root.clone()),
+        io::ErrorKind::NotFound => ScanError::MissingDir(root.to_path_buf()),
         _ => io_at(root)(e),
     })?;
-    if !meta.is_dir() {
-        return Err(ScanError::NotADir(root.clone()));
+    if meta.is_dir() {
+        Ok(())
+    } else {
+        Err(ScanError::NotADir(root.to_path_buf()))
     }
+}
+
+pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, ScanError> {
+    let root = &opts.root;
+    check_root(root)?;
     let canon_root = root.canonicalize().map_err(io_at(root))?;
     let filter = Filter::new(opts)?;
     let (mut files, mut skipped, mut secrets) = (Vec::new(), Vec::new(), Vec::new());
