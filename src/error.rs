@@ -3,14 +3,14 @@
 
 use std::process::ExitCode;
 
-use crate::aws::SetupError;
-use crate::bucket::BucketError;
-use crate::cdn::CdnError;
-use crate::distribution::ResolveError;
-use crate::manifest::ManifestError;
-use crate::plan::PlanError;
-use crate::scan::ScanError;
-use crate::sources::SourceError;
+use crate::cloud::aws::SetupError;
+use crate::cloud::bucket::BucketError;
+use crate::cloud::cdn::CdnError;
+use crate::decide::distribution::ResolveError;
+use crate::state::manifest::ManifestError;
+use crate::decide::plan::PlanError;
+use crate::local::scan::ScanError;
+use crate::settings::sources::SourceError;
 
 /// The exit codes, as documented in the README.
 pub mod code {

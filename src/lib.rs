@@ -1,31 +1,20 @@
 //! cargo-cdn-deploy: deploy a static site to S3, uploading only what changed since the last
 //! deploy, and invalidate exactly that on CloudFront. `run` is the whole command.
 
-pub mod aws;
-pub mod bucket;
-pub mod cdn;
 pub mod cli;
-pub mod cloudfront;
-pub mod config;
-pub mod deploy;
-pub mod distribution;
+pub mod cloud;
+pub mod commands;
+pub mod decide;
 pub mod error;
-pub mod execute;
-pub mod headers;
-pub mod invalidation;
-pub mod manifest;
-pub mod plan;
-pub mod progress;
-pub mod report;
-pub mod rules;
-pub mod s3;
-pub mod scan;
-pub mod sources;
+pub mod local;
+pub mod output;
+pub mod settings;
+pub mod state;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use crate::config::{Environment, Settings};
+use crate::settings::{Environment, Settings};
 use crate::error::{code, Error};
 
 /// Runs the tool on `argv` (program name first) and returns its exit code.
@@ -59,7 +48,7 @@ where
             .enable_all()
             .build()
             .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
-        runtime.block_on(deploy::deploy(&settings))
+        runtime.block_on(commands::deploy::deploy(&settings))
     });
     match result {
         Ok(code) => ExitCode::from(code),

@@ -11,7 +11,7 @@ use aws_sdk_cloudfront::types::{
     Aliases, DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig,
     ViewerProtocolPolicy,
 };
-use cdn_deploy::manifest::Manifest;
+use cdn_deploy::state::manifest::Manifest;
 use support::{assert_exit, cli, copy_fixture, moto, rt, unique_bucket, FaultProxy};
 
 fn cloudfront() -> aws_sdk_cloudfront::Client {

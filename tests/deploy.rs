@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use cdn_deploy::manifest::Manifest;
+use cdn_deploy::state::manifest::Manifest;
 use sha2::{Digest, Sha256};
 use support::{
     assert_exit, cli, copy_fixture, moto, new_bucket, output_text, rt, FaultProxy, Request,

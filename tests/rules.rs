@@ -9,11 +9,11 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cdn_deploy::bucket::{Bucket, BucketError};
-use cdn_deploy::headers::{is_html, REVALIDATE};
-use cdn_deploy::plan::{Reason, Upload};
-use cdn_deploy::rules::{HeaderRule, Rules};
-use cdn_deploy::s3::{S3Bucket, MULTIPART_THRESHOLD};
+use cdn_deploy::cloud::bucket::{Bucket, BucketError};
+use cdn_deploy::local::headers::{is_html, REVALIDATE};
+use cdn_deploy::decide::plan::{Reason, Upload};
+use cdn_deploy::local::rules::{HeaderRule, Rules};
+use cdn_deploy::cloud::s3::{S3Bucket, MULTIPART_THRESHOLD};
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 use support::{moto, new_bucket, rt, HeadInfo};

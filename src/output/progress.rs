@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::config::Verbosity;
-use crate::execute::{Event, Progress};
-use crate::scan::ScanProgress;
+use crate::settings::Verbosity;
+use crate::commands::execute::{Event, Progress};
+use crate::local::scan::ScanProgress;
 
 pub struct Reporter {
     style: Style,

@@ -7,7 +7,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_s3::config::RequestChecksumCalculation;
 
-use crate::bucket::BucketError;
+use crate::cloud::bucket::BucketError;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AwsOptions {

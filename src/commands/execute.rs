@@ -9,15 +9,15 @@ use futures::stream::{self, StreamExt};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::bucket::{Bucket, BucketError, Fetch, Precondition};
-use crate::cdn::{Cdn, CdnError};
-use crate::distribution::Serving;
+use crate::cloud::bucket::{Bucket, BucketError, Fetch, Precondition};
+use crate::cloud::cdn::{Cdn, CdnError};
+use crate::decide::distribution::Serving;
 use crate::error::Error;
-use crate::headers::Headers;
-use crate::invalidation::{self, Batch, Change, InvalidationError};
-use crate::manifest::{DeployInfo, Lock, Manifest};
-use crate::plan::{self, Outcome, Plan, PlanOptions};
-use crate::scan::LocalFile;
+use crate::local::headers::Headers;
+use crate::decide::invalidation::{self, Batch, Change, InvalidationError};
+use crate::state::manifest::{DeployInfo, Lock, Manifest};
+use crate::decide::plan::{self, Outcome, Plan, PlanOptions};
+use crate::local::scan::LocalFile;
 
 /// What `execute` reports while it works; progress bars and log lines are built on these.
 #[derive(Clone, Copy, Debug)]
@@ -113,6 +113,8 @@ pub struct Job {
     /// Unique per run: feeds each invalidation's CallerReference, so a retried request within
     /// the run creates nothing new while the next deploy's always does.
     pub deploy_id: String,
+    /// Waits between attempts when CloudFront has too many invalidations in progress.
+    pub cdn_backoff: Vec<Duration>,
 }
 
 impl Invalidated {
@@ -539,8 +541,9 @@ impl std::fmt::Display for CdnOrFull {
     }
 }
 
-/// Waits between attempts when CloudFront has too many invalidations in progress.
-const BACKOFF: [u64; 5] = [2, 5, 10, 20, 40];
+/// Waits between attempts when CloudFront has too many invalidations in progress: about a
+/// minute and a half in all, the time a few invalidations take to complete.
+pub const CDN_BACKOFF: [u64; 5] = [2, 5, 10, 20, 40];
 
 async fn invalidate<C: Cdn>(
     cdn: &C,
@@ -551,7 +554,7 @@ async fn invalidate<C: Cdn>(
     progress: &dyn Progress,
 ) -> Invalidated {
     let mut result = Invalidated::nothing(&target.id);
-    let mut waits = BACKOFF.iter();
+    let mut waits = job.cdn_backoff.iter();
     loop {
         let attempt = match batch(cdn, target, job, stale, unchanged).await {
             Ok(None) => return result,
@@ -582,8 +585,8 @@ async fn invalidate<C: Cdn>(
                 result.id = Some(id);
                 return result;
             }
-            (Err(_), Some(secs)) if busy => {
-                let after = Duration::from_secs(*secs);
+            (Err(_), Some(after)) if busy => {
+                let after = *after;
                 progress.event(Event::Retrying {
                     what: "CloudFront has too many invalidations in progress",
                     after,
@@ -690,10 +693,10 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::distribution::DistributionFacts;
-    use crate::headers::default_headers;
-    use crate::invalidation::InFlight;
-    use crate::manifest::Entry;
+    use crate::decide::distribution::DistributionFacts;
+    use crate::local::headers::default_headers;
+    use crate::decide::invalidation::InFlight;
+    use crate::state::manifest::Entry;
 
     type Hook = Box<dyn Fn(&str, &mut BTreeMap<String, (Vec<u8>, String)>) + Send + Sync>;
 
@@ -887,6 +890,7 @@ mod tests {
                 .collect(),
             max_paths: 100,
             deploy_id: "d1".into(),
+            cdn_backoff: vec![Duration::ZERO; CDN_BACKOFF.len()],
         }
     }
 
@@ -899,7 +903,6 @@ mod tests {
     ) -> Result<Executed, Error> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .start_paused(true)
             .build()
             .expect("runtime");
         rt.block_on(async {

@@ -3,8 +3,8 @@
 
 use std::future::Future;
 
-use crate::distribution::DistributionFacts;
-use crate::invalidation::InFlight;
+use crate::decide::distribution::DistributionFacts;
+use crate::decide::invalidation::InFlight;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CdnError {

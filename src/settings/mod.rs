@@ -10,14 +10,16 @@ use serde_json::{Map, Value};
 
 use sha2::{Digest, Sha256};
 
-use crate::aws::AwsOptions;
+use crate::cloud::aws::AwsOptions;
 use crate::cli::Args;
 use crate::error::Error;
-use crate::invalidation::DEFAULT_MAX_PATHS;
-use crate::manifest::{LOCK_NAME, MANIFEST_NAME};
-use crate::plan::{PlanOptions, DEFAULT_MAX_DELETE};
-use crate::rules::HeaderRule;
-use crate::sources::{self, FileTable, Layer, Origin, SourceError};
+use crate::decide::invalidation::DEFAULT_MAX_PATHS;
+use crate::state::manifest::{LOCK_NAME, MANIFEST_NAME};
+use crate::decide::plan::{PlanOptions, DEFAULT_MAX_DELETE};
+use crate::local::rules::HeaderRule;
+pub mod sources;
+
+use self::sources::{FileTable, Layer, Origin, SourceError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verbosity {

@@ -5,9 +5,9 @@ use aws_sdk_cloudfront::error::{DisplayErrorContext, ProvideErrorMetadata, SdkEr
 use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
 use aws_sdk_cloudfront::Client;
 
-use crate::cdn::{Cdn, CdnError};
-use crate::distribution::{DistributionFacts, OriginFacts};
-use crate::invalidation::InFlight;
+use crate::cloud::cdn::{Cdn, CdnError};
+use crate::decide::distribution::{DistributionFacts, OriginFacts};
+use crate::decide::invalidation::InFlight;
 
 pub struct CloudFront {
     client: Client,

@@ -9,7 +9,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use serde::{Deserialize, Serialize};
 
-use crate::headers::Headers;
+use crate::local::headers::Headers;
 
 /// The format version this build writes and the newest it understands.
 pub const VERSION: u32 = 1;
@@ -166,7 +166,7 @@ impl Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::headers::default_headers;
+    use crate::local::headers::default_headers;
 
     fn sample() -> Manifest {
         let mut m = Manifest::new(DeployInfo {

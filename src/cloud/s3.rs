@@ -20,9 +20,9 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::bucket::{Bucket, BucketError, Fetch, Precondition};
-use crate::headers::Headers;
-use crate::plan::Upload;
+use crate::cloud::bucket::{Bucket, BucketError, Fetch, Precondition};
+use crate::local::headers::Headers;
+use crate::decide::plan::Upload;
 
 /// Files above this size go up in parts, several at once.
 pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;

@@ -3,8 +3,8 @@
 
 use std::future::Future;
 
-use crate::headers::Headers;
-use crate::plan::Upload;
+use crate::local::headers::Headers;
+use crate::decide::plan::Upload;
 
 /// The result of reading a small object (manifest, lock).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,21 +4,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::aws;
-use crate::cdn::Cdn;
-use crate::cloudfront::CloudFront;
-use crate::config::{Settings, Target, Verbosity};
-use crate::distribution::{self, Serving};
+use crate::cloud::aws;
+use crate::cloud::cdn::Cdn;
+use crate::cloud::cloudfront::CloudFront;
+use crate::settings::{Settings, Target, Verbosity};
+use crate::decide::distribution::{self, Serving};
 use crate::error::{code, Error};
-use crate::execute::{self, Cancel, Executed, Invalidated, Job, Remote, Stores};
-use crate::headers;
-use crate::manifest::DeployInfo;
-use crate::plan::{self, Outcome, Plan};
-use crate::progress::Reporter;
-use crate::report::{self, Context};
-use crate::rules::Rules;
-use crate::s3::S3Bucket;
-use crate::scan::{self, LocalFile, ScanOptions};
+use crate::commands::execute::{self, Cancel, Executed, Invalidated, Job, Remote, Stores};
+use crate::local::headers;
+use crate::state::manifest::DeployInfo;
+use crate::decide::plan::{self, Outcome, Plan};
+use crate::output::progress::Reporter;
+use crate::output::report::{self, Context};
+use crate::local::rules::Rules;
+use crate::cloud::s3::S3Bucket;
+use crate::local::scan::{self, LocalFile, ScanOptions};
 
 pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
     let started = Instant::now();
@@ -107,6 +107,10 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
         },
         max_paths: settings.max_paths,
         deploy_id: String::new(),
+        cdn_backoff: execute::CDN_BACKOFF
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect(),
     };
     let job = Job {
         deploy_id: format!("{} {}", job.deploy.time, job.holder),
@@ -249,7 +253,7 @@ async fn preview<C: Cdn>(
     cdn: &C,
     job: &Job,
     plan: &Plan,
-    manifest: Option<&crate::manifest::Manifest>,
+    manifest: Option<&crate::state::manifest::Manifest>,
     local: &[(LocalFile, headers::Headers)],
 ) -> Vec<Invalidated> {
     let up = vec![Outcome::Done; plan.uploads.len()];

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::headers::{is_html, Headers};
-use crate::invalidation::Change;
-use crate::manifest::{DeployInfo, Entry, Manifest};
-use crate::scan::LocalFile;
+use crate::local::headers::{is_html, Headers};
+use crate::decide::invalidation::Change;
+use crate::state::manifest::{DeployInfo, Entry, Manifest};
+use crate::local::scan::LocalFile;
 
 /// The default `--max-delete`: large enough for any ordinary rebuild, small enough to stop a
 /// deploy of the wrong folder from emptying a site.
@@ -278,7 +278,7 @@ pub fn intent(before: Option<&Manifest>, plan: &Plan, mut deploy: DeployInfo) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::headers::{default_headers, IMMUTABLE};
+    use crate::local::headers::{default_headers, IMMUTABLE};
 
     fn file(rel: &str, byte: u8, size: u64) -> (LocalFile, Headers) {
         (

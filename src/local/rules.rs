@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 use globset::{GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::headers::{default_headers, extension, file_name, is_text, Headers};
-use crate::scan::site_globs;
+use crate::local::headers::{default_headers, extension, file_name, is_text, Headers};
+use crate::local::scan::site_globs;
 
 /// One `[[headers]]` rule of the configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -253,7 +253,7 @@ fn compressible(rel: &str, content_type: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::headers::{IMMUTABLE, REVALIDATE};
+    use crate::local::headers::{IMMUTABLE, REVALIDATE};
 
     fn rule(glob: &str) -> HeaderRule {
         HeaderRule {

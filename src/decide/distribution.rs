@@ -2,7 +2,7 @@
 //! the bucket and OriginPath out of a distribution's S3 origins. Pure: works on facts the
 //! CloudFront adapter fetched.
 
-use crate::config::normalize_prefix;
+use crate::settings::normalize_prefix;
 
 /// What the deploy needs to know about a distribution.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

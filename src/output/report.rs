@@ -7,8 +7,8 @@ use std::time::Duration;
 use indicatif::HumanBytes;
 use serde::Serialize;
 
-use crate::execute::{Executed, Invalidated};
-use crate::plan::Outcome;
+use crate::commands::execute::{Executed, Invalidated};
+use crate::decide::plan::Outcome;
 
 /// Facts shared by every rendering.
 #[derive(Clone, Debug)]
@@ -56,7 +56,7 @@ pub fn dry_run(ctx: &Context, preview: &Executed, verbose: bool) -> String {
         .unwrap_or(0)
         .min(60);
     for u in &plan.uploads {
-        let mark = if u.reason == crate::plan::Reason::New {
+        let mark = if u.reason == crate::decide::plan::Reason::New {
             '+'
         } else {
             '~'
@@ -333,8 +333,8 @@ pub fn document(ctx: &Context, result: &Executed, dry_run: bool, exit_code: u8) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::headers::default_headers;
-    use crate::plan::{Delete, Plan, Reason, Upload};
+    use crate::local::headers::default_headers;
+    use crate::decide::plan::{Delete, Plan, Reason, Upload};
 
     fn ctx() -> Context<'static> {
         Context {
@@ -405,7 +405,7 @@ mod tests {
             plan: plan(),
             uploads: vec![Outcome::Failed, Outcome::Skipped],
             deletes: vec![Outcome::Skipped],
-            failures: vec![crate::execute::Failure {
+            failures: vec![crate::commands::execute::Failure {
                 key: "app.js".into(),
                 error: "access denied".into(),
             }],

@@ -1,0 +1,6 @@
+//! The build folder on this machine: which files it holds, their keys and hashes, and the
+//! headers each would be served with.
+
+pub mod headers;
+pub mod rules;
+pub mod scan;

@@ -1,0 +1,4 @@
+//! What the user reads: progress while the work runs, and the report at the end.
+
+pub mod progress;
+pub mod report;

@@ -1,0 +1,3 @@
+//! What the bucket records about its own deploys: the manifest, its encoding and validation.
+
+pub mod manifest;
