@@ -15,7 +15,8 @@ Deny (no request reaches the upstream):
   --deny-put SUBSTR     (repeatable) a PUT whose path contains SUBSTR is answered with S3's
                         403 AccessDenied. This covers PutObject, UploadPart and CopyObject.
   --deny-post SUBSTR    (repeatable) the same for POSTs (multipart create/complete, and
-                        CloudFront's CreateInvalidation: `/2020-05-31/distribution/ID/invalidation`).
+                        CloudFront's CreateInvalidation,
+                        `/2020-05-31/distribution/ID/invalidation`).
 
 Lost responses (the write happens, its answer never arrives):
   --drop-response-put SUBSTR   (repeatable) a matching PUT is forwarded and applied upstream,
@@ -61,7 +62,11 @@ Logging:
   the proxy; upstream is the upstream's status (`-` when not forwarded or no answer); KIND is
   one of none, deny, drop, fail-500, fail-503, fail-reset, after-500, after-reset, bad-gateway
   (the upstream could not be reached: 502), client-abort (the client closed the connection
-  mid-request).
+  mid-request). An optional ` note=...` ends the line (`upstream-truncated`, or the error of a
+  client-abort). The line is written just before the last byte of the response (or the reset),
+  so a client holding its whole response finds its line in the log already; a client that
+  vanishes after that gets a second line, with client-abort. On stdin EOF the proxy waits up
+  to 2 s for requests in flight to finish before it exits.
 
 Bodies stream in 64 KiB pieces both ways when their length is known: a request with
 Content-Length is forwarded as it arrives, and a response with Content-Length is relayed as
@@ -196,6 +201,27 @@ class Log:
                 cls.file.flush()
 
 
+class InFlight:
+    """Counts requests being handled, so that exiting on stdin EOF can let them log first."""
+
+    cond = threading.Condition()
+    count = 0
+
+    def __enter__(self):
+        with InFlight.cond:
+            InFlight.count += 1
+
+    def __exit__(self, *exc):
+        with InFlight.cond:
+            InFlight.count -= 1
+            InFlight.cond.notify_all()
+
+    @classmethod
+    def wait_idle(cls, timeout: float) -> None:
+        with cls.cond:
+            cls.cond.wait_for(lambda: cls.count == 0, timeout)
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     # socketserver's default backlog is 5: a burst of 64 new connections would see SYNs dropped
@@ -230,38 +256,38 @@ class Handler(BaseHTTPRequestHandler):
         self.bytes_in = 0
         self.bytes_out = 0
         self.upstream_status = "-"
-        self.throttle_start = None  # per request, though the handler lives as long as the connection
+        self.logged = False
+        self.throttle_start = None  # per request: the handler lives as long as the connection
         self.throttled = 0
         path_only = urllib.parse.urlsplit(self.path).path
         decoded = urllib.parse.unquote(path_only)
         kind = self.faults.decide(self.command, decoded)
-        try:
-            self.sleep_delay()
-            if kind == "deny":
-                self.drain_body()
+        with InFlight():
+            try:
                 self.sleep_delay()
-                self.send_error_xml(403, "Forbidden", "AccessDenied", "Access Denied", decoded)
-                self.log_line("403", kind)
-            elif kind in ("fail-500", "fail-503"):
-                self.drain_body()
-                self.sleep_delay()
-                status = 500 if kind == "fail-500" else 503
-                self.send_transient(status, decoded)
-                self.log_line(str(status), kind)
-            elif kind == "fail-reset":
-                self.drain_body()
-                self.sleep_delay()
-                self.reset_connection()
-                self.log_line("-", kind)
-            else:
-                self.relay(kind, decoded)
-        except ClientGone:
-            self.close_connection = True
-            self.log_line("-", "client-abort")
-        except (ConnectionError, BrokenPipeError, TimeoutError) as e:
-            # The client went away while we were answering it.
-            self.close_connection = True
-            self.log_line("-", f"client-abort({type(e).__name__})")
+                if kind == "deny":
+                    self.drain_body()
+                    self.sleep_delay()
+                    self.send_error_xml(
+                        403, "Forbidden", "AccessDenied", "Access Denied", decoded, kind
+                    )
+                elif kind in ("fail-500", "fail-503"):
+                    self.drain_body()
+                    self.sleep_delay()
+                    self.send_transient(500 if kind == "fail-500" else 503, decoded, kind)
+                elif kind == "fail-reset":
+                    self.drain_body()
+                    self.sleep_delay()
+                    self.reset_connection(kind)
+                else:
+                    self.relay(kind, decoded)
+            except ClientGone:
+                self.close_connection = True
+                self.log_line("-", "client-abort", force=True)
+            except (ConnectionError, TimeoutError) as e:
+                # The client went away while we were answering it.
+                self.close_connection = True
+                self.log_line("-", "client-abort", note=type(e).__name__, force=True)
 
     def relay(self, kind: str, decoded: str) -> None:
         length, first, rest = self.open_body()
@@ -273,50 +299,42 @@ class Handler(BaseHTTPRequestHandler):
         up = self.opts.upstream
         conn = http.client.HTTPConnection(up.hostname, up.port, timeout=UPSTREAM_TIMEOUT)
         try:
+            resp = None
             try:
+                # putrequest only buffers; the connection is made by endheaders.
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
                 for k, v in headers:
                     conn.putheader(k, v)
-            except OSError as e:
-                self.drain_rest(rest)
-                self.bad_gateway(e)
-                return
-            resp = None
-            try:
                 conn.endheaders(first if first else None)
                 for piece in rest:
                     conn.send(piece)
-            except ClientGone:
-                raise
             except OSError as e:
-                # The upstream may have answered early (and closed); try to read that answer.
+                # The upstream may have answered early (and closed): read that answer if any.
                 self.drain_rest(rest)
                 try:
                     resp = conn.getresponse()
-                except OSError:
+                except (OSError, http.client.HTTPException):
                     self.bad_gateway(e)
                     return
-            try:
-                if resp is None:
+            if resp is None:
+                try:
                     resp = conn.getresponse()
-            except OSError as e:
-                self.bad_gateway(e)
-                return
+                except (OSError, http.client.HTTPException) as e:
+                    self.bad_gateway(e)
+                    return
             self.upstream_status = str(resp.status)
 
             if kind in ("drop", "after-500", "after-reset"):
                 try:
                     while resp.read(CHUNK):
                         pass
-                except OSError:
+                except (OSError, http.client.HTTPException):
                     pass
                 self.sleep_delay()
                 if kind == "after-500":
-                    self.send_transient(500, decoded)
-                    self.log_line("500", kind)
+                    self.send_transient(500, decoded, kind)
                 else:
-                    self.reset_connection()
-                    self.log_line("-", kind)
+                    self.reset_connection(kind)
                 return
             self.relay_response(resp)
         finally:
@@ -329,7 +347,7 @@ class Handler(BaseHTTPRequestHandler):
         if not no_body and not streaming:
             try:
                 data = resp.read()
-            except OSError as e:
+            except (OSError, http.client.HTTPException) as e:
                 self.bad_gateway(e)
                 return
         self.sleep_delay()
@@ -341,35 +359,44 @@ class Handler(BaseHTTPRequestHandler):
                 upstream_length = v
             elif lk not in HOP_BY_HOP:
                 self.send_header(k, v)
+        status = str(resp.status)
         if no_body:
             # No body follows; the upstream's Content-Length still describes the object.
             if upstream_length is not None:
                 self.send_header("Content-Length", upstream_length)
+            self.log_line(status, "none")
             self.end_headers()
         elif not streaming:
             self.send_header("Content-Length", str(len(data)))
+            self.log_line(status, "none", out=len(data))
             self.end_headers_with(data)
         else:
-            remaining = resp.length
-            self.send_header("Content-Length", str(remaining))
-            first = resp.read(min(CHUNK, remaining)) if remaining else b""
-            self.end_headers_with(first)
-            remaining -= len(first)
-            while remaining > 0:
-                try:
-                    piece = resp.read(min(CHUNK, remaining))
-                except OSError:
-                    piece = b""
-                if not piece:
-                    # The upstream died mid-body; the client must not take a short body for
-                    # a whole one.
-                    self.reset_connection()
-                    self.log_line("-", "none", note="upstream-truncated")
+            total = remaining = resp.length
+            self.send_header("Content-Length", str(total))
+            piece = b""
+            while True:
+                if remaining:
+                    try:
+                        piece = resp.read(min(CHUNK, remaining))
+                    except (OSError, http.client.HTTPException):
+                        piece = b""
+                    if not piece:
+                        # The upstream died mid-body: the client must not take a short body
+                        # for a whole one.
+                        self.reset_connection("none", note="upstream-truncated")
+                        return
+                    remaining -= len(piece)
+                if not remaining:
+                    # Logged before the last write: a client holding its whole response finds
+                    # the line already written.
+                    self.log_line(status, "none", out=total)
+                if self.bytes_out == 0 and not self.headers_sent():
+                    self.end_headers_with(piece)
+                else:
+                    self.wfile.write(piece)
+                    self.bytes_out += len(piece)
+                if not remaining:
                     return
-                self.wfile.write(piece)
-                self.bytes_out += len(piece)
-                remaining -= len(piece)
-        self.log_line(str(resp.status), "none")
 
     # ---- request bodies --------------------------------------------------------------------
 
@@ -472,6 +499,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- responses --------------------------------------------------------------------------
 
+    def headers_sent(self) -> bool:
+        return not getattr(self, "_headers_buffer", None)
+
     def end_headers_with(self, body: bytes) -> None:
         """End the headers and send the first body bytes in the same write."""
         self._headers_buffer.append(b"\r\n")
@@ -480,15 +510,18 @@ class Handler(BaseHTTPRequestHandler):
             self.bytes_out += len(body)
         self.flush_headers()
 
-    def send_body(self, status: int, reason: str, content_type: str, body: bytes, extra=()):
+    def send_body(self, status, reason, content_type, body, kind, extra=()) -> None:
         self.send_response_only(status, reason)
         self.send_header("Content-Type", content_type)
         for k, v in extra:
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
+        if self.command == "HEAD":
+            body = b""  # the headers say what a GET would get; no body follows a HEAD
+        self.log_line(str(status), kind, out=len(body))
         self.end_headers_with(body)
 
-    def send_error_xml(self, status, reason, code, message, decoded_path) -> None:
+    def send_error_xml(self, status, reason, code, message, decoded_path, kind) -> None:
         # Path-style addressing: /bucket/key...
         key = decoded_path.lstrip("/").partition("/")[2]
         key_xml = f"<Key>{escape(key)}</Key>" if key else ""
@@ -498,10 +531,10 @@ class Handler(BaseHTTPRequestHandler):
             f"{key_xml}<RequestId>FAULTPROXY</RequestId></Error>"
         ).encode()
         self.send_body(
-            status, reason, "application/xml", body, [("x-amz-request-id", "FAULTPROXY")]
+            status, reason, "application/xml", body, kind, [("x-amz-request-id", "FAULTPROXY")]
         )
 
-    def send_transient(self, status: int, decoded_path: str) -> None:
+    def send_transient(self, status: int, decoded_path: str, kind: str) -> None:
         if decoded_path.startswith("/2020-05-31/"):
             code, message = {
                 500: ("InternalError", "We encountered an internal error. Please try again."),
@@ -515,7 +548,7 @@ class Handler(BaseHTTPRequestHandler):
             ).encode()
             reason = "Internal Server Error" if status == 500 else "Service Unavailable"
             self.send_body(
-                status, reason, "text/xml", body, [("x-amzn-RequestId", "FAULTPROXY")]
+                status, reason, "text/xml", body, kind, [("x-amzn-RequestId", "FAULTPROXY")]
             )
         elif status == 500:
             self.send_error_xml(
@@ -524,19 +557,20 @@ class Handler(BaseHTTPRequestHandler):
                 "InternalError",
                 "We encountered an internal error. Please try again.",
                 decoded_path,
+                kind,
             )
         else:
             self.send_error_xml(
-                503, "Slow Down", "SlowDown", "Please reduce your request rate.", decoded_path
+                503, "Slow Down", "SlowDown", "Please reduce your request rate.", decoded_path, kind
             )
 
-    def bad_gateway(self, error: OSError) -> None:
+    def bad_gateway(self, error: Exception) -> None:
         body = f"upstream {self.opts.upstream.geturl()} failed: {error}\n".encode()
-        self.send_body(502, "Bad Gateway", "text/plain", body)
-        self.log_line("502", "bad-gateway")
+        self.send_body(502, "Bad Gateway", "text/plain", body, "bad-gateway")
 
-    def reset_connection(self) -> None:
-        """Close the client connection with a RST and no response byte."""
+    def reset_connection(self, kind: str, note: str = "") -> None:
+        """Close the client connection with a RST and no (further) response byte."""
+        self.log_line("-", kind, note=note)
         self.close_connection = True
         sock = self.connection
         try:
@@ -559,15 +593,20 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- logging ----------------------------------------------------------------------------
 
-    def log_line(self, status: str, kind: str, note: str = "") -> None:
+    def log_line(self, status: str, kind: str, note: str = "", out=None, force=False) -> None:
+        """The request's log line; once per request unless forced (an abort after it)."""
+        if self.logged and not force:
+            return
+        self.logged = True
         try:
             path = self.path.encode("latin-1").decode("utf-8", "backslashreplace")
         except UnicodeEncodeError:
             path = self.path
         ms = (time.monotonic() - self.started) * 1000
+        out = self.bytes_out if out is None else out
         text = (
             f"fault-proxy {self.command} {path} {status} in={self.bytes_in} "
-            f"out={self.bytes_out} inject={kind} upstream={self.upstream_status} ms={ms:.1f}"
+            f"out={out} inject={kind} upstream={self.upstream_status} ms={ms:.1f}"
         )
         if note:
             text += f" note={note}"
@@ -589,6 +628,8 @@ def exit_on_stdin_eof() -> None:
         while os.read(0, 65536):
             pass
     finally:
+        # Requests still being answered get a moment to finish and write their log lines.
+        InFlight.wait_idle(2.0)
         os._exit(0)
 
 
