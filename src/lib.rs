@@ -1,7 +1,9 @@
 //! cargo-cdn-deploy: deploy a static site to S3, uploading only what changed since the last
 //! deploy, and invalidate exactly that on CloudFront. `run` is the whole command.
 
+pub mod cancel;
 pub mod cli;
+pub mod clock;
 pub mod cloud;
 pub mod commands;
 pub mod decide;
@@ -14,8 +16,9 @@ pub mod state;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use crate::settings::{Environment, Settings};
+use crate::cli::Command;
 use crate::error::{code, Error};
+use crate::settings::{Environment, Settings};
 
 /// Runs the tool on `argv` (program name first) and returns its exit code.
 pub fn run<I, T>(argv: I) -> ExitCode
@@ -23,19 +26,29 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
     let program = cli::program(std::env::var("CDN_DEPLOY_LAUNCHER").ok().as_deref());
+    cli::set_program_name(program);
+    // Known before parsing, so that even a usage error answers `--json` with a document.
+    let json = argv.iter().skip(1).any(|a| a == "--json");
+    let annotate = !json && std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
     let args = match cli::parse_as(argv, program) {
         Ok(args) => args,
         Err(e) => {
+            let usage = e.use_stderr();
+            if usage && json {
+                let doc =
+                    serde_json::json!({ "error": e.to_string().trim(), "exit_code": code::USAGE });
+                println!("{doc}");
+            }
             let _ = e.print();
-            return if e.use_stderr() {
+            return if usage {
                 ExitCode::from(code::USAGE)
             } else {
                 ExitCode::SUCCESS
             };
         }
     };
-    let json = args.json;
     let vars: Vec<(String, String)> = std::env::vars().collect();
     let env = Environment::sense(|k| std::env::var(k).ok());
     let cwd = std::env::current_dir().unwrap_or_default();
@@ -48,7 +61,17 @@ where
             .enable_all()
             .build()
             .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
-        runtime.block_on(commands::deploy::deploy(&settings))
+        runtime.block_on(async {
+            match &settings.command {
+                Command::Deploy => commands::deploy::deploy(&settings).await,
+                Command::History => commands::history::history(&settings).await,
+                Command::Rollback { to } => {
+                    commands::rollback::rollback(&settings, to.as_deref()).await
+                }
+                Command::Verify { all } => commands::verify::command(&settings, *all).await,
+                Command::Unlock => commands::unlock::unlock(&settings).await,
+            }
+        })
     });
     match result {
         Ok(code) => ExitCode::from(code),
@@ -57,6 +80,8 @@ where
             if json {
                 let doc = serde_json::json!({ "error": e.to_string(), "exit_code": e.exit_code() });
                 println!("{doc}");
+            } else if annotate {
+                println!("{}", output::github::annotation(&e.to_string()));
             }
             e.exit()
         }

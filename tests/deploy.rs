@@ -7,15 +7,18 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use cdn_deploy::state::manifest::Manifest;
+use std::collections::BTreeMap;
+
+use cdn_deploy::state::entry::Entry;
+use cdn_deploy::state::format::RootDoc;
 use sha2::{Digest, Sha256};
 use support::{
-    assert_exit, cli, copy_fixture, moto, new_bucket, output_text, rt, FaultProxy, Request,
+    assert_exit, cli, copy_fixture, hash_of, manifest_at, moto, new_bucket, output_text, rt,
+    FaultProxy, Request,
 };
 use walkdir::WalkDir;
 
 const MANIFEST: &str = ".cdn-deploy/manifest.json";
-const LOCK: &str = ".cdn-deploy/lock.json";
 
 fn deploy(bucket: &str, dir: &Path, extra: &[&str]) -> Output {
     cli()
@@ -31,9 +34,8 @@ fn keys(bucket: &str) -> Vec<String> {
     rt().block_on(moto().list_keys(bucket))
 }
 
-fn manifest(bucket: &str, key: &str) -> Manifest {
-    let (bytes, _) = rt().block_on(moto().get(bucket, key));
-    Manifest::decode(&bytes).expect("the manifest decodes")
+fn manifest(bucket: &str) -> (RootDoc, BTreeMap<String, Entry>) {
+    manifest_at(bucket, "")
 }
 
 /// Relative paths (with '/') and bytes of every file the site deploys.
@@ -105,18 +107,16 @@ fn first_deploy_lands_every_file_byte_for_byte_with_headers() {
     assert!(want.iter().any(|k| k == "docs/getting started.html"));
     assert!(want.iter().any(|k| k == ".well-known/security.txt"));
 
-    let m = manifest(&bucket, MANIFEST);
-    assert_eq!(m.version, 1);
-    assert!(!m.deploy.in_progress);
+    let (root, files_of) = manifest(&bucket);
+    assert_eq!(root.version, 2);
+    assert!(root.in_progress.is_none() && root.lock.is_none());
+    assert_eq!(root.seq, 1);
+    assert_eq!(root.history.len(), 1, "the deploy is kept for rollbacks");
     for (rel, bytes) in &files {
         let (got, head) = rt().block_on(moto().get(&bucket, rel));
         assert_eq!(sha(&got), sha(bytes), "{rel} is byte-identical");
-        let entry = &m.files[rel];
-        assert_eq!(
-            entry.sha256.as_deref(),
-            Some(sha(bytes).as_str()),
-            "{rel} in manifest"
-        );
+        let entry = &files_of[rel];
+        assert_eq!(hash_of(entry), Some(sha(bytes)), "{rel} in manifest");
         assert_eq!(
             head.content_type.as_deref(),
             Some(entry.headers.content_type.as_str())
@@ -236,9 +236,9 @@ fn an_edit_writes_and_deletes_exactly_what_changed() {
         ]
     );
     assert_eq!(doc["deletes"][0]["key"], "favicon.ico");
-    let m = manifest(&bucket, MANIFEST);
-    assert!(!m.files.contains_key("favicon.ico"));
-    assert!(m.files.contains_key("img/new.svg"));
+    let (_, m) = manifest(&bucket);
+    assert!(!m.contains_key("favicon.ico"));
+    assert!(m.contains_key("img/new.svg"));
 }
 
 #[test]
@@ -266,28 +266,40 @@ fn next_build_uploads_assets_before_html_and_deletes_last() {
     assert!(last_asset < first_html, "{writes:#?}");
     assert_eq!(delete, writes.len() - 1, "deletes come last: {writes:#?}");
     assert_eq!(writes.len(), 9, "8 uploads and 1 delete batch: {writes:#?}");
+    // The old entry chunk is retired, not deleted: open tabs still load it.
+    let mut want: Vec<String> = site_files(v2.path()).into_iter().map(|(k, _)| k).collect();
+    want.extend([
+        "assets/index-BX7a9_kq.js".to_string(),
+        "assets/index-BX7a9_kq.js.map".into(),
+    ]);
+    want.sort();
     assert_eq!(
         keys(&bucket)
             .into_iter()
-            .filter(|k| k != MANIFEST)
+            .filter(|k| !k.starts_with(".cdn-deploy/"))
             .collect::<Vec<_>>(),
-        site_files(v2.path())
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect::<Vec<_>>()
+        want
     );
 }
 
 #[test]
-fn header_only_change_reuploads() {
+fn header_only_change_is_a_server_side_copy() {
     let bucket = new_bucket("headers");
     let site = copy_fixture("site");
     assert_exit(&deploy(&bucket, site.path(), &[]), 0);
     // As if the previous deploy had used another Cache-Control rule for this file.
-    let mut m = manifest(&bucket, MANIFEST);
-    let entry = m.files.get_mut("img/logo.png").expect("logo");
-    entry.headers.cache_control = Some("public, max-age=60".into());
-    rt().block_on(moto().put(&bucket, MANIFEST, m.encode()));
+    let (mut root, _) = manifest(&bucket);
+    let mut other =
+        root.headers[root.delta["img/logo.png"].as_ref().expect("logo").headers].clone();
+    other.cache_control = Some("public, max-age=60".into());
+    root.headers.push(other);
+    let slot = root.headers.len() - 1;
+    root.delta
+        .get_mut("img/logo.png")
+        .and_then(Option::as_mut)
+        .expect("logo")
+        .headers = slot;
+    rt().block_on(moto().put(&bucket, MANIFEST, root.encode()));
 
     let dry = deploy(&bucket, site.path(), &["--dry-run"]);
     assert_exit(&dry, 0);
@@ -297,18 +309,32 @@ fn header_only_change_reuploads() {
         output_text(&dry)
     );
     assert!(
-        String::from_utf8_lossy(&dry.stdout).contains("headers"),
+        String::from_utf8_lossy(&dry.stdout).contains("headers (server-side copy, nothing sent)"),
         "{}",
         output_text(&dry)
     );
     let mark = moto().mark();
-    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+    let out = deploy(&bucket, site.path(), &["--json"]);
+    assert_exit(&out, 0);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["uploads"][0]["method"], "copy", "{doc}");
+    assert_eq!(doc["bytes_uploaded"], 0, "no byte of the file was sent");
     let requests = moto().requests_since(mark, &bucket);
     assert_eq!(site_writes(&requests), ["PUT img/logo.png"]);
-    let m = manifest(&bucket, MANIFEST);
+    let (_, m) = manifest(&bucket);
     assert_eq!(
-        m.files["img/logo.png"].headers.cache_control.as_deref(),
+        m["img/logo.png"].headers.cache_control.as_deref(),
         Some("public, max-age=0, must-revalidate")
+    );
+    let (bytes, head) = rt().block_on(moto().get(&bucket, "img/logo.png"));
+    assert_eq!(
+        head.cache_control.as_deref(),
+        Some("public, max-age=0, must-revalidate")
+    );
+    assert_eq!(head.content_type.as_deref(), Some("image/png"));
+    assert_eq!(
+        bytes,
+        fs::read(site.path().join("img/logo.png")).expect("read")
     );
 }
 
@@ -341,16 +367,18 @@ fn dry_run_sends_no_write_request() {
     assert!(stdout.contains("forced"), "{stdout}");
     let requests = moto().requests_since(mark, &bucket);
     let dry_writes: Vec<_> = requests.iter().filter(|r| is_write(r)).collect();
-    // Only the one real deploy in the middle wrote anything: lock, manifest twice, 18 files, unlock.
-    assert_eq!(dry_writes.len(), 18 + 4, "{dry_writes:#?}");
+    // Only the one real deploy in the middle wrote anything: 18 files, and the manifest twice
+    // (the intent with the lock, the outcome releasing it).
+    assert_eq!(dry_writes.len(), 18 + 2, "{dry_writes:#?}");
 }
 
 #[test]
 fn held_lock_is_a_conflict_and_nothing_is_written() {
     let bucket = new_bucket("lock");
     let site = copy_fixture("site");
-    let lock = r#"{"holder": "github-actions run 7", "started": "2026-01-01T00:00:00Z", "expires": "2999-01-01T00:00:00Z", "tool_version": "0.1.0"}"#;
-    rt().block_on(moto().put(&bucket, LOCK, lock));
+    // A root held by a deploy that is still running.
+    let held = r#"{"version": 2, "prefix": "", "lock": {"holder": "github-actions run 7", "id": "other", "started": "2026-01-01T00:00:00Z", "expires": "2999-01-01T00:00:00Z"}}"#;
+    rt().block_on(moto().put(&bucket, MANIFEST, held));
     let mark = moto().mark();
     let out = deploy(&bucket, site.path(), &[]);
     assert_exit(&out, 4);
@@ -359,24 +387,21 @@ fn held_lock_is_a_conflict_and_nothing_is_written() {
         stderr.contains("github-actions run 7"),
         "names the holder: {stderr}"
     );
-    let requests = moto().requests_since(mark, &bucket);
-    let writes: Vec<_> = requests.iter().filter(|r| is_write(r)).collect();
-    assert_eq!(
-        writes.len(),
-        1,
-        "only the refused lock attempt: {requests:#?}"
+    assert!(
+        stderr.contains("cargo cdn-deploy unlock"),
+        "names the way out: {stderr}"
     );
-    assert_eq!(writes[0].status, 412);
-    assert_eq!(keys(&bucket), [LOCK]);
+    let requests = moto().requests_since(mark, &bucket);
+    assert!(requests.iter().all(|r| !is_write(r)), "{requests:#?}");
+    assert_eq!(keys(&bucket), [MANIFEST]);
 
     // An expired lock is taken over.
-    let stale = lock.replace("2999-01-01", "2001-01-01");
-    rt().block_on(moto().put(&bucket, LOCK, stale));
+    let stale = held.replace("2999-01-01", "2001-01-01");
+    rt().block_on(moto().put(&bucket, MANIFEST, stale));
     assert_exit(&deploy(&bucket, site.path(), &[]), 0);
-    assert!(
-        !keys(&bucket).contains(&LOCK.to_string()),
-        "released after the deploy"
-    );
+    let (root, files) = manifest(&bucket);
+    assert!(root.lock.is_none(), "released after the deploy");
+    assert_eq!(files.len(), 18);
 }
 
 #[test]
@@ -403,11 +428,17 @@ fn delete_limit_refuses_and_deletes_nothing() {
         .all(|r| !is_write(r)));
     assert_eq!(keys(&bucket), before);
 
+    let site_keys = || -> Vec<String> {
+        keys(&bucket)
+            .into_iter()
+            .filter(|k| !k.starts_with(".cdn-deploy/manifest/"))
+            .collect()
+    };
     let out = deploy(&bucket, site.path(), &["--no-delete"]);
     assert_exit(&out, 0);
-    assert_eq!(keys(&bucket), before, "--no-delete keeps removed files");
+    assert_eq!(site_keys(), before, "--no-delete keeps removed files");
     assert_exit(&deploy(&bucket, site.path(), &["--max-delete", "3"]), 0);
-    assert_eq!(keys(&bucket).len(), before.len() - 3);
+    assert_eq!(site_keys().len(), before.len() - 3);
 }
 
 #[test]
@@ -451,22 +482,22 @@ fn partial_failure_records_what_landed_and_a_rerun_finishes() {
         keys_now.iter().all(|k| !k.ends_with(".html")),
         "no page before its assets: {keys_now:?}"
     );
-    assert!(!keys_now.contains(&LOCK.to_string()));
-    let m = manifest(&bucket, MANIFEST);
+    let (root, m) = manifest(&bucket);
+    assert!(root.lock.is_none());
     assert_eq!(
-        m.files["assets/vendor.3f2a9c1b.js"].sha256, None,
+        m["assets/vendor.3f2a9c1b.js"].sha256, None,
         "failed: known, not trusted"
     );
-    assert!(m.files["img/logo.png"].sha256.is_some());
+    assert!(m["img/logo.png"].sha256.is_some());
     assert!(
-        !m.files.contains_key("index.html"),
+        !m.contains_key("index.html"),
         "never attempted, never recorded"
     );
-    for (key, entry) in &m.files {
-        if let Some(hash) = &entry.sha256 {
+    for (key, entry) in &m {
+        if let Some(hash) = hash_of(entry) {
             let (bytes, _) = rt().block_on(moto().get(&bucket, key));
             assert_eq!(
-                &sha(&bytes),
+                sha(&bytes),
                 hash,
                 "the manifest never claims a hash the bucket lacks: {key}"
             );
@@ -488,10 +519,7 @@ fn partial_failure_records_what_landed_and_a_rerun_finishes() {
     );
     assert_eq!(writes.iter().filter(|w| w.ends_with(".html")).count(), 7);
     assert_exit(&deploy(&bucket, site.path(), &[]), 0);
-    assert!(manifest(&bucket, MANIFEST)
-        .files
-        .values()
-        .all(|e| e.sha256.is_some()));
+    assert!(manifest(&bucket).1.values().all(|e| e.sha256.is_some()));
 }
 
 #[test]
@@ -557,8 +585,9 @@ fn prefix_and_large_file_multipart() {
         .filter(|r| r.query().contains("partNumber="))
         .count();
     assert_eq!(parts, 3, "20 MiB in 8 MiB parts");
-    let m = manifest(&bucket, &format!("docs/v1/{MANIFEST}"));
-    assert!(m.files.keys().all(|k| k.starts_with("docs/v1/")));
+    let (root, m) = manifest_at(&bucket, "docs/v1/");
+    assert_eq!(root.prefix, "docs/v1/");
+    assert!(m.keys().all(|k| k.starts_with("docs/v1/")));
     assert!(keys(&bucket).iter().all(|k| k.starts_with("docs/v1/")));
 }
 
@@ -683,26 +712,20 @@ fn ctrl_c_finishes_the_uploads_in_flight_and_records_them() {
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(130), "{rest:#?}");
 
-    let m = manifest(&bucket, MANIFEST);
-    assert!(!m.deploy.in_progress, "the final manifest was written");
-    let landed: Vec<_> = m.files.iter().filter(|(_, e)| e.sha256.is_some()).collect();
+    let (root, m) = manifest(&bucket);
+    assert!(root.in_progress.is_none(), "the final manifest was written");
+    assert!(root.lock.is_none(), "the lock was released");
+    let landed: Vec<_> = m.iter().filter(|(_, e)| e.sha256.is_some()).collect();
     assert!(
         landed.len() >= 3 && landed.len() < 301,
         "{} landed",
         landed.len()
     );
-    assert!(
-        !m.files.contains_key("index.html"),
-        "pages wait for every asset"
-    );
+    assert!(!m.contains_key("index.html"), "pages wait for every asset");
     for (key, entry) in &landed {
         let (bytes, _) = rt().block_on(moto().get(&bucket, key));
-        assert_eq!(Some(sha(&bytes)), entry.sha256.clone(), "{key}");
+        assert_eq!(Some(sha(&bytes)), hash_of(entry), "{key}");
     }
-    assert!(
-        !keys(&bucket).contains(&LOCK.to_string()),
-        "the lock was released"
-    );
 
     let mark = moto().mark();
     assert_exit(&deploy(&bucket, site.path(), &[]), 0);

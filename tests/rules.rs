@@ -9,11 +9,15 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::Arc;
+
+use cdn_deploy::cancel::Cancel;
 use cdn_deploy::cloud::bucket::{Bucket, BucketError};
+use cdn_deploy::cloud::s3::S3Bucket;
+use cdn_deploy::decide::plan::{Reason, Source, Write};
 use cdn_deploy::local::headers::{is_html, REVALIDATE};
-use cdn_deploy::decide::plan::{Reason, Upload};
 use cdn_deploy::local::rules::{HeaderRule, Rules};
-use cdn_deploy::cloud::s3::{S3Bucket, MULTIPART_THRESHOLD};
+use cdn_deploy::local::scan::MULTIPART_THRESHOLD;
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 use support::{moto, new_bucket, rt, HeadInfo};
@@ -34,33 +38,34 @@ fn write(dir: &Path, rel: &str, bytes: &[u8]) {
 }
 
 /// The upload the plan would make for `rel`, hashed now.
-fn upload_for(dir: &Path, rel: &str, rules: &Rules) -> Upload {
+fn upload_for(dir: &Path, rel: &str, rules: &Rules) -> Write {
     let path = dir.join(rel);
     let bytes = fs::read(&path).expect("read the file");
-    Upload {
+    Write {
         key: rel.to_string(),
-        rel: rel.to_string(),
-        path,
+        source: Source::File(path),
         size: bytes.len() as u64,
         sha256: Sha256::digest(&bytes).into(),
-        headers: rules.headers_for(rel),
+        parts: None,
+        headers: Arc::new(rules.headers_for(rel)),
         reason: Reason::New,
         html: is_html(rel),
+        keep: None,
     }
 }
 
 /// Uploads through the adapter; returns the bytes reported to the progress callback.
-fn put(s3: &S3Bucket, upload: &Upload) -> Result<u64, BucketError> {
+fn put(s3: &S3Bucket, upload: &Write) -> Result<u64, BucketError> {
     let sent = AtomicU64::new(0);
     let progress = |n: u64| {
         sent.fetch_add(n, Ordering::Relaxed);
     };
-    rt().block_on(s3.upload(upload, &progress))?;
+    rt().block_on(s3.write(upload, &progress, &Cancel::default()))?;
     Ok(sent.load(Ordering::Relaxed))
 }
 
 fn adapter(bucket: &str) -> S3Bucket {
-    S3Bucket::new(rt().block_on(moto().s3()), bucket, 4)
+    S3Bucket::new(rt().block_on(moto().s3()), bucket, 4, moto().endpoint())
 }
 
 fn get(bucket: &str, key: &str) -> (Vec<u8>, HeadInfo) {
@@ -150,7 +155,7 @@ fn rules() -> Rules {
             ..HeaderRule::default()
         },
     ];
-    Rules::new(&list, true).expect("valid rules")
+    Rules::new(&list, true, &[]).expect("valid rules")
 }
 
 #[test]
@@ -321,7 +326,7 @@ fn large_files_are_compressed_through_a_temporary_file() {
     let mut edited = small.clone();
     edited.push(b'\n');
     write(dir.path(), "small.js", &edited);
-    let stale = Upload {
+    let stale = Write {
         key: "stale.js".into(),
         ..upload_for(dir.path(), "small.js", &rules)
     };

@@ -3,10 +3,11 @@
 
 use std::future::Future;
 
+use crate::cancel::Cancel;
+use crate::decide::plan::{Keep, Write};
 use crate::local::headers::Headers;
-use crate::decide::plan::Upload;
 
-/// The result of reading a small object (manifest, lock).
+/// The result of reading a small object (the manifest's root).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fetch {
     Found {
@@ -27,6 +28,15 @@ pub enum Precondition {
     IfMatch(String),
 }
 
+/// A multipart upload that was started and never completed or aborted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unfinished {
+    pub key: String,
+    pub upload_id: String,
+    /// Unix seconds.
+    pub initiated: i64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BucketError {
     /// A conditional write or delete found the object changed.
@@ -45,6 +55,15 @@ pub enum BucketError {
     /// The local file could not be read, or changed between hashing and upload.
     #[error("{0}")]
     File(String),
+    /// The source of a server-side copy is gone (a kept copy or an old version).
+    #[error("the source object is gone{}", detail(.0))]
+    SourceMissing(String),
+    /// No answer in time, or the connection could not be made or broke.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Stopped by Ctrl-C (or a lost lock) before it completed; nothing was changed.
+    #[error("stopped before it completed")]
+    Stopped,
     #[error("{0}")]
     Other(String),
 }
@@ -72,13 +91,13 @@ impl BucketError {
     }
 
     /// What to do about it, in one line.
-    pub fn hint(&self, bucket: &str) -> String {
+    pub fn hint(&self, bucket: &str, program: &str) -> String {
         match self {
             BucketError::NoSuchBucket => {
-                format!("check --bucket {bucket:?} and --region; create it first if it is new")
+                format!("check --bucket {bucket:?} and --region; create the bucket first if it is new")
             }
             BucketError::AccessDenied(_) => format!(
-                "allow s3:GetObject, s3:PutObject and s3:DeleteObject on arn:aws:s3:::{bucket}/* for these credentials"
+                "allow s3:GetObject, s3:PutObject, s3:DeleteObject, s3:ListBucketMultipartUploads and s3:AbortMultipartUpload on arn:aws:s3:::{bucket} and arn:aws:s3:::{bucket}/* for these credentials"
             ),
             BucketError::BadCredentials(_) => {
                 "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or --profile; an SSO session may need `aws sso login`".into()
@@ -89,19 +108,26 @@ impl BucketError {
             BucketError::WrongRegion(Some(r)) => format!("pass --region {r}"),
             BucketError::WrongRegion(None) => "pass the bucket's region with --region".into(),
             BucketError::PreconditionFailed => {
-                "another deploy changed it; run the deploy again".into()
+                format!("another deploy changed it; run `{program}` again")
             }
             BucketError::File(_) => {
                 "make sure the build has finished before deploying, then run again".into()
             }
+            BucketError::SourceMissing(_) => {
+                "the bytes to restore are no longer in the bucket; deploy a build of that version instead".into()
+            }
+            BucketError::Unreachable(_) => {
+                "check the network, --endpoint-url and --timeout, then run again: the deploy resumes where it stopped".into()
+            }
+            BucketError::Stopped => "run again to finish: the deploy resumes where it stopped".into(),
             BucketError::Other(_) => {
-                "check the network and --endpoint-url, then run again: the deploy resumes where it stopped".into()
+                "run again: the deploy resumes where it stopped".into()
             }
         }
     }
 }
 
-/// Object storage as the deploy sees it. Futures are `Send` so uploads can run concurrently.
+/// Object storage as the deploy sees it. Futures are `Send` so writes can run concurrently.
 pub trait Bucket: Send + Sync {
     /// The bucket name, for messages (`s3://name/key`).
     fn name(&self) -> &str;
@@ -113,6 +139,14 @@ pub trait Bucket: Send + Sync {
         if_none_match: Option<&str>,
     ) -> impl Future<Output = Result<Fetch, BucketError>> + Send;
 
+    /// Reads bytes `start..end` of an object.
+    fn get_range(
+        &self,
+        key: &str,
+        start: u64,
+        end: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, BucketError>> + Send;
+
     /// Writes a small object; returns its new ETag.
     fn put_bytes(
         &self,
@@ -122,21 +156,33 @@ pub trait Bucket: Send + Sync {
         precondition: Option<Precondition>,
     ) -> impl Future<Output = Result<String, BucketError>> + Send;
 
-    /// Uploads a local file with its headers, checked against its sha256 end to end.
-    /// `progress` is called with byte counts as they are sent.
-    fn upload(
+    /// Carries out one planned write (a file upload, checked against its sha256 end to end, or
+    /// a server-side copy); returns the VersionId when the bucket keeps versions. `progress`
+    /// is called with byte counts as they are sent. A write stopped by `cancel` before it
+    /// completed changed nothing and says [`BucketError::Stopped`].
+    fn write(
         &self,
-        upload: &Upload,
+        write: &Write,
         progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> impl Future<Output = Result<(), BucketError>> + Send;
+        cancel: &Cancel,
+    ) -> impl Future<Output = Result<Option<String>, BucketError>> + Send;
+
+    /// Copies the current bytes (and headers) of `from` to a kept copy.
+    fn keep(&self, from: &str, keep: &Keep)
+        -> impl Future<Output = Result<(), BucketError>> + Send;
 
     /// Deletes keys (batched by the adapter); one result per key, in order.
     fn delete(&self, keys: &[String]) -> impl Future<Output = Vec<Result<(), BucketError>>> + Send;
 
-    /// Deletes one object only if it still has this ETag (the lock).
-    fn delete_if(
+    /// Multipart uploads under `prefix` that were never completed or aborted.
+    fn unfinished(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<Unfinished>, BucketError>> + Send;
+
+    fn abort(
         &self,
         key: &str,
-        etag: &str,
+        upload_id: &str,
     ) -> impl Future<Output = Result<(), BucketError>> + Send;
 }

@@ -5,4 +5,5 @@ pub mod aws;
 pub mod bucket;
 pub mod cdn;
 pub mod cloudfront;
+pub mod errors;
 pub mod s3;

@@ -1,40 +1,45 @@
 //! The S3 adapter: the `Bucket` interface on aws-sdk-s3, translating requests and errors and
-//! nothing more (single PUT or multipart is a transport detail decided by size alone, and gzip
-//! pre-compression an encoding the headers ask for).
+//! nothing more (single PUT or multipart is a transport detail decided by size alone, gzip
+//! pre-compression an encoding the headers ask for, a header update a copy onto itself).
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective,
+    ObjectIdentifier,
 };
 use aws_sdk_s3::Client;
 use base64::Engine;
 use flate2::{Compression, GzBuilder};
 use futures::stream::{self, StreamExt, TryStreamExt};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::cloud::bucket::{Bucket, BucketError, Fetch, Precondition};
+use crate::cancel::Cancel;
+use crate::cloud::bucket::{Bucket, BucketError, Fetch, Precondition, Unfinished};
+use crate::cloud::errors::{one_line, sdk_error_text};
+use crate::decide::plan::{Keep, Source, Write};
 use crate::local::headers::Headers;
-use crate::decide::plan::Upload;
+use crate::local::scan::{MULTIPART_THRESHOLD, PART_SIZE};
 
-/// Files above this size go up in parts, several at once.
-pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
-/// 8 MiB parts: S3's minimum is 5 MiB; 10,000 parts of 8 MiB cover files up to 78 GiB.
-pub const PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Files to gzip up to this size are compressed into memory, larger ones into a temporary
 /// file: with at most one compressed body per upload in flight, memory stays under
-/// concurrency × 8 MiB (128 MiB at the default 16) whatever the file sizes, and the common case
-/// (pages, scripts, styles) never touches the disk.
-pub const GZIP_IN_MEMORY: u64 = 8 * 1024 * 1024;
+/// concurrency × 1 MiB whatever the file sizes, and the common case (pages, scripts, styles)
+/// never touches the disk.
+pub const GZIP_IN_MEMORY: u64 = 1024 * 1024;
 /// DeleteObjects takes at most 1,000 keys per request.
 const DELETE_BATCH: usize = 1000;
+/// After a stop is asked, a single PUT already under way gets this long to finish: most do,
+/// and one that does not may or may not have landed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
 pub struct S3Bucket {
     client: Client,
@@ -42,15 +47,23 @@ pub struct S3Bucket {
     /// Bounds the requests in flight, parts included, whatever the file sizes.
     permits: Arc<Semaphore>,
     gzip_in_memory: u64,
+    /// Where requests go, for messages: a custom endpoint, or "S3 in REGION".
+    endpoint: String,
 }
 
 impl S3Bucket {
-    pub fn new(client: Client, bucket: impl Into<String>, concurrency: usize) -> S3Bucket {
+    pub fn new(
+        client: Client,
+        bucket: impl Into<String>,
+        concurrency: usize,
+        endpoint: String,
+    ) -> S3Bucket {
         S3Bucket {
             client,
             bucket: bucket.into(),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             gzip_in_memory: GZIP_IN_MEMORY,
+            endpoint,
         }
     }
 
@@ -61,118 +74,166 @@ impl S3Bucket {
         self
     }
 
+    fn classify<E, R>(&self, err: SdkError<E, R>) -> BucketError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + HasStatus,
+    {
+        classify(err, &self.endpoint)
+    }
+
+    /// `bucket/key` percent-encoded, with `?versionId=`, as CopyObject wants its source.
+    fn copy_source(&self, key: &str, version: Option<&str>) -> String {
+        let mut out = format!("{}/{}", self.bucket, utf8_percent_encode(key, COPY_SOURCE));
+        if let Some(v) = version {
+            out.push_str("?versionId=");
+            out.push_str(&utf8_percent_encode(v, COPY_SOURCE).to_string());
+        }
+        out
+    }
+
     /// Uploads the gzip of the file. The manifest records the source's hash and size, so the
     /// compressed bytes only need to be reproducible, not remembered.
     async fn put_gzip(
         &self,
-        upload: &Upload,
+        upload: &Write,
+        path: &Path,
         progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<(), BucketError> {
-        let path = upload.path.clone();
+        cancel: &Cancel,
+    ) -> Result<Option<String>, BucketError> {
+        let owned = path.to_path_buf();
         let in_memory = upload.size <= self.gzip_in_memory;
         // Compression is CPU-bound; on the async workers it would stall every other transfer.
         let gzipped = tokio::task::spawn_blocking(move || {
             if in_memory {
-                gzip_into(&path, Vec::new()).map(|g| g.map(Body::Memory))
+                gzip_into(&owned, Vec::new()).map(|g| g.map(Body::Memory))
             } else {
-                gzip_to_temp_file(&path, &std::env::temp_dir()).map(|g| g.map(Body::File))
+                gzip_to_temp_file(&owned, &std::env::temp_dir()).map(|g| g.map(Body::File))
             }
         })
         .await
-        .map_err(|e| BucketError::Other(e.to_string()))?
-        .map_err(|e| BucketError::File(format!("cannot gzip {}: {e}", upload.path.display())))?;
+        .map_err(|e| BucketError::Other(format!("the compression task failed: {e}")))?
+        .map_err(|e| BucketError::File(format!("cannot gzip {}: {e}", path.display())))?;
         // The plan decided on the scan's hash: never upload other bytes under that decision.
         if gzipped.source_sha256 != upload.sha256 || gzipped.source_size != upload.size {
-            return Err(changed(upload));
+            return Err(changed(path));
         }
-        match gzipped.out {
+        let version = match gzipped.out {
             Body::Memory(bytes) => {
-                let _permit = self.permits.acquire().await.map_err(closed)?;
-                let req = self
-                    .client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(&upload.key)
-                    .content_length(size_i64(gzipped.size))
-                    .checksum_sha256(b64(&gzipped.sha256))
-                    .body(ByteStream::from(bytes));
-                apply_headers!(req, &upload.headers)
-                    .send()
-                    .await
-                    .map_err(classify)?;
+                let body = ByteStream::from(bytes);
+                self.put_stream(upload, body, gzipped.size, &gzipped.sha256, cancel)
+                    .await?
             }
             Body::File(temp) => {
                 // The temporary file is an ordinary upload of the compressed bytes; it is
                 // removed when `temp` drops, whatever happens to the upload.
-                let compressed = Upload {
-                    path: temp.path.clone(),
+                let compressed = Write {
                     size: gzipped.size,
                     sha256: gzipped.sha256,
+                    parts: None,
                     ..upload.clone()
                 };
                 // Progress counts source bytes, reported once below, so the totals add up.
                 let quiet = |_: u64| {};
                 let sent = if compressed.size > MULTIPART_THRESHOLD {
-                    self.put_multipart(&compressed, &quiet).await
+                    self.put_multipart(&compressed, &temp.path, &quiet, cancel)
+                        .await
                 } else {
-                    self.put_single(&compressed, &quiet).await
+                    self.put_file(&compressed, &temp.path, &quiet, cancel).await
                 };
                 drop(temp);
                 // A file error here names the temporary file; say which source it holds.
                 sent.map_err(|e| match e {
                     BucketError::File(m) => {
-                        BucketError::File(format!("{m} (the gzip of {})", upload.path.display()))
+                        BucketError::File(format!("{m} (the gzip of {})", path.display()))
                     }
                     e => e,
-                })?;
+                })?
             }
-        }
+        };
         progress(upload.size);
-        Ok(())
+        Ok(version)
     }
 
-    async fn put_single(
+    async fn put_file(
         &self,
-        upload: &Upload,
+        upload: &Write,
+        path: &Path,
         progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<(), BucketError> {
-        let _permit = self.permits.acquire().await.map_err(closed)?;
+        cancel: &Cancel,
+    ) -> Result<Option<String>, BucketError> {
         let body = ByteStream::read_from()
-            .path(&upload.path)
+            .path(path)
             .length(Length::Exact(upload.size))
             .build()
             .await
-            .map_err(|e| file_error(upload, &e))?;
+            .map_err(|e| file_error(path, &e))?;
+        let version = self
+            .put_stream(upload, body, upload.size, &upload.sha256, cancel)
+            .await?;
+        progress(upload.size);
+        Ok(version)
+    }
+
+    /// One PUT of a body whose length and sha256 are known.
+    async fn put_stream(
+        &self,
+        upload: &Write,
+        body: ByteStream,
+        size: u64,
+        sha256: &[u8; 32],
+        cancel: &Cancel,
+    ) -> Result<Option<String>, BucketError> {
+        let _permit = self.permits.acquire().await.map_err(closed)?;
+        if cancel.is_cancelled() {
+            return Err(BucketError::Stopped);
+        }
         let req = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(&upload.key)
             .body(body)
-            .content_length(size_i64(upload.size))
-            .checksum_sha256(b64(&upload.sha256));
-        apply_headers!(req, &upload.headers)
-            .send()
-            .await
-            .map_err(classify)?;
-        progress(upload.size);
-        Ok(())
+            .content_length(size_i64(size))
+            .checksum_sha256(b64(sha256));
+        let send = apply_headers!(req, &upload.headers).send();
+        tokio::pin!(send);
+        let out = tokio::select! {
+            out = &mut send => out,
+            () = async { cancel.cancelled().await; tokio::time::sleep(STOP_GRACE).await } => {
+                return Err(BucketError::Other(
+                    "stopped while sending: it may or may not have landed".into(),
+                ));
+            }
+        };
+        let out = out.map_err(|e| self.classify(e))?;
+        Ok(out.version_id().map(str::to_string))
     }
 
     async fn put_multipart(
         &self,
-        upload: &Upload,
+        upload: &Write,
+        path: &Path,
         progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<(), BucketError> {
-        // Part checksums let S3 verify every byte; computing them rereads the file, which also
-        // proves it has not changed since it was hashed.
-        let path = upload.path.clone();
-        let parts = tokio::task::spawn_blocking(move || part_hashes(&path, PART_SIZE))
-            .await
-            .map_err(|e| BucketError::Other(e.to_string()))?
-            .map_err(|e| file_error(upload, &e))?;
-        if parts.whole != upload.sha256 || parts.size != upload.size {
-            return Err(changed(upload));
+        cancel: &Cancel,
+    ) -> Result<Option<String>, BucketError> {
+        let parts: Arc<[[u8; 32]]> = match &upload.parts {
+            Some(p) if p.len() as u64 == upload.size.div_ceil(PART_SIZE).max(1) => Arc::clone(p),
+            // Not hashed by parts while scanning (a compressed temporary file): hash them now.
+            _ => {
+                let owned = path.to_path_buf();
+                let hashed = tokio::task::spawn_blocking(move || part_hashes(&owned, PART_SIZE))
+                    .await
+                    .map_err(|e| BucketError::Other(format!("the hashing task failed: {e}")))?
+                    .map_err(|e| file_error(path, &e))?;
+                if hashed.whole != upload.sha256 || hashed.size != upload.size {
+                    return Err(changed(path));
+                }
+                hashed.sha256.into()
+            }
+        };
+        if cancel.is_cancelled() {
+            return Err(BucketError::Stopped);
         }
         let create = self
             .client
@@ -183,26 +244,31 @@ impl S3Bucket {
         let created = apply_headers!(create, &upload.headers)
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(|e| self.classify(e))?;
         let upload_id = created
             .upload_id()
             .ok_or_else(|| BucketError::Other("CreateMultipartUpload returned no UploadId".into()))?
             .to_string();
 
-        let sent = stream::iter(parts.sha256.into_iter().enumerate())
+        // Parts are started in order, as permits free up; a stop abandons those in flight (S3
+        // keeps nothing of an upload that is aborted) instead of waiting for them.
+        let sending = stream::iter(parts.iter().copied().enumerate())
             .map(|(i, sha)| {
                 let upload_id = upload_id.as_str();
                 async move {
                     let _permit = self.permits.acquire().await.map_err(closed)?;
+                    if cancel.is_cancelled() {
+                        return Err(BucketError::Stopped);
+                    }
                     let offset = i as u64 * PART_SIZE;
                     let len = PART_SIZE.min(upload.size - offset);
                     let body = ByteStream::read_from()
-                        .path(&upload.path)
+                        .path(path)
                         .offset(offset)
                         .length(Length::Exact(len))
                         .build()
                         .await
-                        .map_err(|e| file_error(upload, &e))?;
+                        .map_err(|e| file_error(path, &e))?;
                     let number = i32::try_from(i + 1).unwrap_or(i32::MAX);
                     let out = self
                         .client
@@ -216,7 +282,7 @@ impl S3Bucket {
                         .body(body)
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(|e| self.classify(e))?;
                     progress(len);
                     Ok::<_, BucketError>(
                         CompletedPart::builder()
@@ -228,15 +294,19 @@ impl S3Bucket {
                 }
             })
             .buffered(self.permits.available_permits().max(1))
-            .try_collect::<Vec<_>>()
-            .await;
+            .try_collect::<Vec<_>>();
+        let sent = tokio::select! {
+            sent = sending => sent,
+            () = cancel.cancelled() => Err(BucketError::Stopped),
+        };
         let completed = match sent {
             Ok(parts) => parts,
             Err(e) => {
-                self.abort(&upload.key, &upload_id).await;
+                self.abort_quietly(&upload.key, &upload_id).await;
                 return Err(e);
             }
         };
+        // Completing is quick and decides whether the object exists: it is never abandoned.
         let done = self
             .client
             .complete_multipart_upload()
@@ -249,28 +319,67 @@ impl S3Bucket {
                     .build(),
             )
             .send()
-            .await
-            .map_err(classify);
-        if let Err(e) = done {
-            self.abort(&upload.key, &upload_id).await;
-            return Err(e);
+            .await;
+        match done {
+            Ok(out) => Ok(out.version_id().map(str::to_string)),
+            Err(e) => {
+                let e = self.classify(e);
+                self.abort_quietly(&upload.key, &upload_id).await;
+                Err(e)
+            }
         }
-        Ok(())
     }
 
-    /// Best effort: an abandoned multipart upload only costs storage until a lifecycle rule
-    /// removes it, and the deploy has already failed for a better-reported reason.
-    async fn abort(&self, key: &str, upload_id: &str) {
-        let _ = self
+    /// Best effort, within a few seconds: an upload left behind costs storage until the next
+    /// deploy finds and aborts it, and the deploy has already failed for a better-reported
+    /// reason.
+    async fn abort_quietly(&self, key: &str, upload_id: &str) {
+        let abort = self.abort(key, upload_id);
+        let _ = tokio::time::timeout(STOP_GRACE, abort).await;
+    }
+
+    /// A server-side copy onto `write.key` with the write's headers.
+    async fn copy(
+        &self,
+        write: &Write,
+        from: &str,
+        version: Option<&str>,
+        cancel: &Cancel,
+    ) -> Result<Option<String>, BucketError> {
+        let _permit = self.permits.acquire().await.map_err(closed)?;
+        if cancel.is_cancelled() {
+            return Err(BucketError::Stopped);
+        }
+        let req = self
             .client
-            .abort_multipart_upload()
+            .copy_object()
             .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
+            .key(&write.key)
+            .copy_source(self.copy_source(from, version))
+            .metadata_directive(MetadataDirective::Replace);
+        let out = apply_headers!(req, &write.headers)
             .send()
-            .await;
+            .await
+            .map_err(|e| match self.classify(e) {
+                BucketError::Other(m)
+                    if m.starts_with("NoSuchKey") || m.starts_with("NoSuchVersion") =>
+                {
+                    BucketError::SourceMissing(format!("s3://{}/{from}", self.bucket))
+                }
+                e => e,
+            })?;
+        Ok(out.version_id().map(str::to_string))
     }
 }
+
+/// Characters CopyObject's source must have encoded: everything but unreserved characters and
+/// the path separator.
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Sets the stored response headers on any request builder that has the S3 header setters.
 macro_rules! apply_headers {
@@ -307,11 +416,12 @@ impl Bucket for S3Bucket {
         match out {
             Ok(out) => {
                 let etag = out.e_tag().unwrap_or_default().to_string();
-                let body = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| BucketError::Other(format!("reading the body: {e}")))?;
+                let body = out.body.collect().await.map_err(|e| {
+                    BucketError::Unreachable(format!(
+                        "reading s3://{}/{key} broke off: {e}",
+                        self.bucket
+                    ))
+                })?;
                 Ok(Fetch::Found {
                     body: body.into_bytes().to_vec(),
                     etag,
@@ -323,10 +433,38 @@ impl Bucket for S3Bucket {
                 match status {
                     Some(304) => Ok(Fetch::NotModified),
                     Some(404) if code != "NoSuchBucket" => Ok(Fetch::Missing),
-                    _ => Err(classify(e)),
+                    _ => Err(self.classify(e)),
                 }
             }
         }
+    }
+
+    async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Vec<u8>, BucketError> {
+        if end <= start {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={start}-{}", end - 1))
+            .send()
+            .await
+            .map_err(|e| self.classify(e))?;
+        let body = out.body.collect().await.map_err(|e| {
+            BucketError::Unreachable(format!("reading s3://{}/{key} broke off: {e}", self.bucket))
+        })?;
+        let bytes = body.into_bytes().to_vec();
+        if bytes.len() as u64 != end - start {
+            return Err(BucketError::Other(format!(
+                "s3://{}/{key}: asked for {} bytes, got {}",
+                self.bucket,
+                end - start,
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
     }
 
     async fn put_bytes(
@@ -361,22 +499,42 @@ impl Bucket for S3Bucket {
             {
                 Err(BucketError::PreconditionFailed)
             }
-            Err(e) => Err(classify(e)),
+            Err(e) => Err(self.classify(e)),
         }
     }
 
-    async fn upload(
+    async fn write(
         &self,
-        upload: &Upload,
+        write: &Write,
         progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<(), BucketError> {
-        if upload.headers.gzip {
-            self.put_gzip(upload, progress).await
-        } else if upload.size > MULTIPART_THRESHOLD {
-            self.put_multipart(upload, progress).await
-        } else {
-            self.put_single(upload, progress).await
+        cancel: &Cancel,
+    ) -> Result<Option<String>, BucketError> {
+        match &write.source {
+            Source::File(path) if write.headers.gzip => {
+                self.put_gzip(write, path, progress, cancel).await
+            }
+            Source::File(path) if write.size > MULTIPART_THRESHOLD => {
+                self.put_multipart(write, path, progress, cancel).await
+            }
+            Source::File(path) => self.put_file(write, path, progress, cancel).await,
+            Source::Restyle => self.copy(write, &write.key, None, cancel).await,
+            Source::Copy { from, version } => {
+                self.copy(write, from, version.as_deref(), cancel).await
+            }
         }
+    }
+
+    async fn keep(&self, from: &str, keep: &Keep) -> Result<(), BucketError> {
+        let _permit = self.permits.acquire().await.map_err(closed)?;
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(&keep.to)
+            .copy_source(self.copy_source(from, keep.version.as_deref()))
+            .send()
+            .await
+            .map_err(|e| self.classify(e))?;
+        Ok(())
     }
 
     async fn delete(&self, keys: &[String]) -> Vec<Result<(), BucketError>> {
@@ -387,16 +545,56 @@ impl Bucket for S3Bucket {
         results
     }
 
-    async fn delete_if(&self, key: &str, etag: &str) -> Result<(), BucketError> {
-        self.client
-            .delete_object()
+    async fn unfinished(&self, prefix: &str) -> Result<Vec<Unfinished>, BucketError> {
+        let mut out = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| self.classify(e))?;
+            for u in page.uploads() {
+                if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
+                    out.push(Unfinished {
+                        key: key.to_string(),
+                        upload_id: id.to_string(),
+                        initiated: u.initiated().map_or(0, |t| t.secs()),
+                    });
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            id_marker = page.next_upload_id_marker().map(str::to_string);
+            if key_marker.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) -> Result<(), BucketError> {
+        match self
+            .client
+            .abort_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
-            .if_match(etag)
+            .upload_id(upload_id)
             .send()
             .await
-            .map_err(classify)?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            // Already gone: what aborting wanted.
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(()),
+            Err(e) => Err(self.classify(e)),
+        }
     }
 }
 
@@ -445,7 +643,7 @@ impl S3Bucket {
                 )
                 .collect(),
             Err(e) => {
-                let err = classify(e);
+                let err = self.classify(e);
                 keys.iter().map(|_| Err(err.clone())).collect()
             }
         }
@@ -528,7 +726,7 @@ enum Body {
 ///
 /// The output depends on the input bytes alone (mtime 0, no file name, a fixed OS byte in the
 /// header, best compression), so the same source always gives the same object, byte for byte.
-fn gzip_into<W: Write>(path: &Path, out: W) -> std::io::Result<Gzipped<W>> {
+fn gzip_into<W: std::io::Write>(path: &Path, out: W) -> std::io::Result<Gzipped<W>> {
     let mut file = File::open(path)?;
     let mut encoder = GzBuilder::new()
         .mtime(0)
@@ -629,7 +827,7 @@ impl<W> Hashing<W> {
     }
 }
 
-impl<W: Write> Write for Hashing<W> {
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.sha.update(&buf[..n]);
@@ -654,61 +852,56 @@ fn closed(_: tokio::sync::AcquireError) -> BucketError {
     BucketError::Other("the upload pool was shut down".into())
 }
 
-fn file_error(upload: &Upload, e: &dyn std::fmt::Display) -> BucketError {
-    BucketError::File(format!("cannot read {}: {e}", upload.path.display()))
-}
-
-fn changed(upload: &Upload) -> BucketError {
+fn file_error(path: &Path, e: &dyn std::fmt::Display) -> BucketError {
     BucketError::File(format!(
-        "{} changed after it was hashed",
-        upload.path.display()
+        "cannot read {}: {}",
+        path.display(),
+        one_line(&e.to_string())
     ))
 }
 
-/// Maps an SDK error to what the deploy needs to know about it.
-pub fn classify<E, R>(err: SdkError<E, R>) -> BucketError
+fn changed(path: &Path) -> BucketError {
+    BucketError::File(format!("{} changed after it was hashed", path.display()))
+}
+
+/// Maps an SDK error to what the deploy needs to know about it; `endpoint` names where the
+/// request went, for errors that got no answer.
+pub fn classify<E, R>(err: SdkError<E, R>, endpoint: &str) -> BucketError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + HasStatus,
 {
-    match &err {
-        SdkError::ServiceError(se) => {
-            let status = se.raw().status();
-            let code = se.err().code().unwrap_or_default();
-            let message = se.err().message().unwrap_or_default();
-            if status == 412 {
-                return BucketError::PreconditionFailed;
-            }
-            if status == 301
-                || code == "PermanentRedirect"
-                || code == "AuthorizationHeaderMalformed"
+    if let SdkError::ServiceError(se) = &err {
+        let status = se.raw().status();
+        let code = se.err().code().unwrap_or_default();
+        let message = one_line(se.err().message().unwrap_or_default());
+        if status == 412 {
+            return BucketError::PreconditionFailed;
+        }
+        if status == 301 || code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" {
+            return BucketError::WrongRegion(se.raw().bucket_region());
+        }
+        if code.is_empty() && status == 403 {
+            return BucketError::AccessDenied(String::new());
+        }
+        if code.is_empty() {
+            return BucketError::Other(format!("HTTP {status} from {endpoint}"));
+        }
+        return from_code(code, &message);
+    }
+    let text = sdk_error_text(&err, endpoint);
+    match text {
+        crate::cloud::errors::Failure::Unreachable(t) => BucketError::Unreachable(t),
+        crate::cloud::errors::Failure::Other(t) => {
+            let lower = t.to_ascii_lowercase();
+            if lower.contains("no credentials")
+                || lower.contains("credentials provider")
+                || lower.contains("credentials") && lower.contains("load")
             {
-                return BucketError::WrongRegion(se.raw().bucket_region());
+                BucketError::NoCredentials(t)
+            } else {
+                BucketError::Other(t)
             }
-            if code.is_empty() && status == 403 {
-                return BucketError::AccessDenied(String::new());
-            }
-            if code.is_empty() {
-                return BucketError::Other(format!("HTTP {status}"));
-            }
-            from_code(code, message)
-        }
-        SdkError::DispatchFailure(df) => {
-            let text = aws_sdk_s3::error::DisplayErrorContext(&err).to_string();
-            if text.contains("credentials") || text.contains("Credentials") {
-                return BucketError::NoCredentials(text);
-            }
-            if df.is_io() || df.is_timeout() {
-                return BucketError::Other(format!("cannot reach S3: {text}"));
-            }
-            BucketError::Other(text)
-        }
-        _ => {
-            let text = aws_sdk_s3::error::DisplayErrorContext(&err).to_string();
-            if text.contains("no credentials") || text.contains("credentials provider") {
-                return BucketError::NoCredentials(text);
-            }
-            BucketError::Other(text)
         }
     }
 }

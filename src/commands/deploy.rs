@@ -1,40 +1,50 @@
-//! One run of the pipeline: resolve the distributions, scan and read the manifest together,
-//! plan, then either report (dry run, nothing to do) or execute, wait, and summarize.
+//! One deploy: resolve the distributions, scan the build folder and read the manifest's root at
+//! the same time, read only the chunks that can differ, plan, then either report (dry run,
+//! nothing to do) or execute under the lock, wait, verify, and summarize.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+
+use crate::cancel::Cancel;
 use crate::cloud::aws;
+use crate::cloud::bucket::Bucket;
 use crate::cloud::cdn::Cdn;
 use crate::cloud::cloudfront::CloudFront;
-use crate::settings::{Settings, Target, Verbosity};
+use crate::cloud::s3::S3Bucket;
+use crate::commands::execute::{self, Executed, Invalidated, Job, Ran, Stores};
+use crate::commands::lease::Lease;
+use crate::commands::{remote, signals, verify};
 use crate::decide::distribution::{self, Serving};
+use crate::decide::plan::{self, Known, Local, Moment, Outcomes, Plan};
 use crate::error::{code, Error};
-use crate::commands::execute::{self, Cancel, Executed, Invalidated, Job, Remote, Stores};
-use crate::local::headers;
-use crate::state::manifest::DeployInfo;
-use crate::decide::plan::{self, Outcome, Plan};
+use crate::local::project;
+use crate::local::rules::Rules;
+use crate::local::scan::{self, ScanOptions};
 use crate::output::progress::Reporter;
 use crate::output::report::{self, Context};
-use crate::local::rules::Rules;
-use crate::cloud::s3::S3Bucket;
-use crate::local::scan::{self, LocalFile, ScanOptions};
+use crate::settings::{Settings, Target, Verbosity};
+use crate::state::format::DeployInfo;
+use crate::state::history;
+use crate::state::view::{Housekeeping, View, Wanted};
 
-pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
-    let started = Instant::now();
-    let reporter = Arc::new(Reporter::new(
-        settings.verbosity,
-        settings.env.interactive && !settings.json,
-    ));
-    for (key, (value, origin)) in &settings.origins {
-        reporter.detail(&format!("{key} = {value} (from {origin})"));
-    }
-    let rules = Rules::new(&settings.headers, settings.default_headers)
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    scan::check_root(&settings.dir)?;
+/// How many times a deploy plans again when another deploy changed the manifest first.
+const ATTEMPTS: usize = 4;
+
+/// The services of one run, and where it writes.
+pub struct Session {
+    pub bucket: S3Bucket,
+    pub cdn: CloudFront,
+    pub target: Target,
+    pub servings: Vec<Serving>,
+}
+
+/// Builds the clients, resolves the distributions and the target. Shared by every subcommand.
+pub async fn connect(settings: &Settings, reporter: &Reporter) -> Result<Session, Error> {
     let clients = aws::clients(&settings.aws).await?;
     let cdn = CloudFront::new(clients.cloudfront);
-
     // The distributions may decide the bucket and prefix, so they come first; their origins
     // are checked before anything is read or written.
     let servings = resolve(&cdn, settings).await?;
@@ -47,133 +57,429 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
             distribution::prefix_of(&s.origin_path)
         ));
     }
+    let bucket = S3Bucket::new(
+        clients.s3,
+        target.bucket.clone(),
+        settings.concurrency,
+        clients.s3_endpoint,
+    );
+    Ok(Session {
+        bucket,
+        cdn,
+        target,
+        servings,
+    })
+}
 
-    // Hash the folder and read the manifest at the same time: both are needed to plan.
+/// A fresh id for this run: its time and a random tail (`2026-11-20T10:04:11Z-3f2a`).
+pub fn deploy_info(settings: &Settings, kind: &str) -> DeployInfo {
+    let now = time::OffsetDateTime::now_utc();
+    let time = crate::clock::rfc3339(now);
+    let seed = format!("{}-{:?}-{}", std::process::id(), now, settings.env.holder);
+    let tail = hex::encode(&Sha256::digest(seed.as_bytes())[..2]);
+    DeployInfo {
+        id: format!("{time}-{tail}"),
+        time,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_commit: settings.env.git_commit.clone(),
+        kind: kind.to_string(),
+        restored: None,
+    }
+}
+
+pub fn job(settings: &Settings, session: &Session, deploy: DeployInfo) -> Job {
+    Job {
+        layout: session.target.layout.clone(),
+        holder: settings.env.holder.clone(),
+        deploy,
+        concurrency: settings.concurrency,
+        distributions: if settings.invalidate {
+            session.servings.clone()
+        } else {
+            Vec::new()
+        },
+        max_paths: settings.max_paths,
+        cdn_backoff: execute::CDN_BACKOFF
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect(),
+        keep_deploys: settings.keep_deploys,
+        left_by: left_by(settings),
+    }
+}
+
+/// Fingerprint of the settings that leave files in place.
+fn left_by(settings: &Settings) -> String {
+    let text = format!(
+        "{:?}|{}|{}",
+        settings.exclude, settings.plan.delete, settings.plan.delete_excluded
+    );
+    hex::encode(&Sha256::digest(text.as_bytes())[..8])
+}
+
+pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
+    let started = Instant::now();
+    let reporter = Arc::new(Reporter::new(
+        settings.verbosity,
+        settings.env.interactive && !settings.json,
+    ));
+    for (key, (value, origin)) in &settings.origins {
+        reporter.detail(&format!("{key} = {value} (from {origin})"));
+    }
+    let rules = Rules::new(
+        &settings.headers,
+        settings.default_headers,
+        &settings.immutable,
+    )
+    .map_err(|e| Error::Usage(e.to_string()))?;
+    scan::check_root(&settings.dir)?;
+    if !settings.allow_project_dir {
+        project::refuse_project_dir(&settings.dir)?;
+    }
+    let session = connect(settings, &reporter).await?;
+    let layout = session.target.layout.clone();
+    let bucket = &session.bucket;
+
+    // Hash the folder and read the manifest's root at the same time: both are needed to plan.
     let scan_opts = ScanOptions {
         root: settings.dir.clone(),
-        prefix: target.prefix.clone(),
+        prefix: layout.prefix.clone(),
         include: settings.include.clone(),
         exclude: settings.exclude.clone(),
     };
     let scan_reporter = Arc::clone(&reporter);
     let scanning =
         tokio::task::spawn_blocking(move || scan::scan(&scan_opts, scan_reporter.as_ref()));
-    let bucket = S3Bucket::new(clients.s3, target.bucket.clone(), settings.concurrency);
-    let reading = execute::read_manifest(&bucket, &target.manifest_key);
-    let (scanned, remote) = tokio::join!(scanning, reading);
+    let reading = remote::read_root(bucket, &layout);
+    let (scanned, view) = tokio::join!(scanning, reading);
     let scanned =
         scanned.map_err(|e| Error::Usage(format!("the scan stopped unexpectedly: {e}")))??;
-    let remote = remote?;
+    let mut view = view?;
     reporter.finish();
     for skipped in &scanned.skipped {
-        reporter.detail(&format!("skipped {} ({:?})", skipped.rel, skipped.reason));
+        reporter.detail(&format!("skipped {} ({})", skipped.rel, skipped.reason));
     }
-    check_reserved(&target, &scanned.files)?;
-
-    let local: Vec<_> = scanned
+    let mut interner = crate::state::format::Interner::default();
+    let local: Vec<Local> = scanned
         .files
         .into_iter()
         .map(|f| {
-            let h = rules.headers_for(&f.rel);
-            (f, h)
+            let headers = interner.get(&rules.headers_for(&f.rel));
+            Local { file: f, headers }
         })
         .collect();
-    let plan = plan::plan(&local, remote.manifest.as_ref(), &settings.plan)?;
-    let dir = settings.dir.display().to_string();
-    let context = |elapsed| Context {
-        dir: &dir,
-        bucket: &target.bucket,
-        prefix: &target.prefix,
-        scanned_files: local.len(),
-        scanned_bytes: local.iter().map(|(f, _)| f.size).sum(),
-        elapsed,
-    };
-    let job = Job {
-        manifest_key: target.manifest_key.clone(),
-        lock_key: target.lock_key.clone(),
-        holder: settings.env.holder.clone(),
-        lock_ttl: settings.lock_ttl,
-        deploy: DeployInfo {
-            time: execute::rfc3339(time::OffsetDateTime::now_utc()),
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            git_commit: settings.env.git_commit.clone(),
-            in_progress: false,
-        },
-        concurrency: settings.concurrency,
-        distributions: if settings.invalidate {
-            servings
-        } else {
-            Vec::new()
-        },
-        max_paths: settings.max_paths,
-        deploy_id: String::new(),
-        cdn_backoff: execute::CDN_BACKOFF
-            .iter()
-            .map(|s| Duration::from_secs(*s))
-            .collect(),
-    };
-    let job = Job {
-        deploy_id: format!("{} {}", job.deploy.time, job.holder),
-        ..job
-    };
-    let nothing_to_do =
-        plan.is_empty() && (plan.pending.is_empty() || job.distributions.is_empty());
-    if !plan.pending.is_empty() && job.distributions.is_empty() && settings.invalidate {
-        reporter.line(&format!(
-            "note: {} changed files of an earlier deploy were never invalidated on CloudFront; pass --distribution or --domain to invalidate them",
-            plan.pending.len()
-        ));
-    }
+    check_reserved(&session.target, &local)?;
 
-    if settings.dry_run || nothing_to_do {
-        let invalidations = if settings.dry_run {
-            preview(&cdn, &job, &plan, remote.manifest.as_ref(), &local).await
-        } else {
-            Vec::new()
-        };
-        let ctx = context(started.elapsed());
-        let done = Executed {
-            plan,
-            invalidations,
-            ..Executed::default()
-        };
-        if settings.json {
-            print_json(&report::document(&ctx, &done, settings.dry_run, code::OK));
-        } else if settings.dry_run {
-            let verbose = settings.verbosity == Verbosity::Verbose;
-            print!("{}", report::dry_run(&ctx, &done, verbose));
-        } else if settings.verbosity != Verbosity::Quiet {
-            print!("{}", report::summary(&ctx, &done));
-        }
-        return Ok(code::OK);
-    }
-
+    let excluded = scan::Filter::excluder(&settings.exclude)?;
+    let deploy = deploy_info(settings, "deploy");
+    let job = job(settings, &session, deploy);
+    let lease = Lease::new(
+        bucket,
+        &layout.manifest_key,
+        settings.lock_ttl,
+        &job.deploy.id,
+    );
     let cancel = Arc::new(Cancel::default());
-    let signals = tokio::spawn(watch_signals(Arc::clone(&cancel), Arc::clone(&reporter)));
-    let done = execute::execute(
-        Stores {
-            bucket: &bucket,
-            cdn: &cdn,
-        },
-        &job,
-        execute::Inputs {
-            local: &local,
-            opts: &settings.plan,
-        },
-        (
-            Remote {
-                manifest: remote.manifest,
-                etag: remote.etag,
+    let quit = Arc::new(tokio::sync::Notify::new());
+    let signals = tokio::spawn(signals::watch(
+        Arc::clone(&cancel),
+        Arc::clone(&quit),
+        Arc::clone(&reporter),
+    ));
+    let lock_deadline = Instant::now() + settings.lock_wait;
+
+    let mut attempt = 0;
+    let outcome = loop {
+        attempt += 1;
+        let (plan, moment) = prepare(bucket, &mut view, &local, settings, &excluded).await?;
+        let nothing_to_do = plan.is_empty()
+            && (plan.pending.is_empty() || job.distributions.is_empty())
+            && view.root.garbage.is_empty()
+            && view.root.in_progress.is_none();
+        if !plan.pending.is_empty() && job.distributions.is_empty() && settings.invalidate {
+            reporter.line(&format!(
+                "note: {} changed files of an earlier deploy were never invalidated on CloudFront; pass --distribution or --domain to invalidate them",
+                plan.pending.len()
+            ));
+        }
+        if settings.dry_run || nothing_to_do {
+            signals.abort();
+            let unchanged = unchanged_keys(&local, &plan, &view);
+            let invalidations = if settings.dry_run {
+                preview(&session.cdn, &job, &plan, &unchanged).await
+            } else {
+                Vec::new()
+            };
+            let done = Executed {
+                plan,
+                invalidations,
+                ..Executed::default()
+            };
+            let ctx = context(settings, &session.target, &local, started.elapsed());
+            if settings.json {
+                report::print_json(&report::document(&ctx, &done, settings.dry_run, code::OK));
+            } else if settings.dry_run {
+                let verbose = settings.verbosity == Verbosity::Verbose;
+                print!("{}", report::dry_run(&ctx, &done, verbose, &local));
+            } else if settings.verbosity != Verbosity::Quiet {
+                print!("{}", report::summary(&ctx, &done));
+            }
+            crate::output::github::summary(&ctx, &done, None);
+            return Ok(code::OK);
+        }
+        wait_for_lock(bucket, &mut view, &layout, lock_deadline, &reporter).await?;
+        if view.root.legacy {
+            legacy_lock(bucket, &layout).await?;
+        }
+        let unchanged = unchanged_keys(&local, &plan, &view);
+        let run = execute::execute(
+            Stores {
+                bucket,
+                cdn: &session.cdn,
             },
+            &job,
+            &view,
             plan,
-        ),
-        reporter.as_ref(),
-        &cancel,
-    )
-    .await;
+            moment,
+            &unchanged,
+            &lease,
+            reporter.as_ref(),
+            &cancel,
+        );
+        let ran = tokio::select! {
+            ran = run => ran,
+            () = quit.notified() => {
+                // A second Ctrl-C: release the lock (best effort, briefly) and quit.
+                lease.release(Duration::from_secs(2)).await;
+                return Err(Error::Interrupted(cancel.exit_code().unwrap_or(code::SIGINT)));
+            }
+        }?;
+        match ran {
+            Ran::Done(done) => break *done,
+            Ran::Contended(now) if attempt < ATTEMPTS => {
+                reporter.line(
+                    "the manifest changed since it was read: planning again against the new one",
+                );
+                view = match *now {
+                    Some((root, etag)) => {
+                        remote::view_of(&layout, root, etag).map_err(|source| Error::Manifest {
+                            bucket: bucket.name().to_string(),
+                            key: layout.manifest_key.clone(),
+                            source,
+                        })?
+                    }
+                    None => remote::read_root(bucket, &layout).await?,
+                };
+            }
+            Ran::Contended(_) => {
+                return Err(Error::Conflict {
+                    bucket: bucket.name().to_string(),
+                    key: layout.manifest_key.clone(),
+                })
+            }
+        }
+    };
     signals.abort();
     reporter.finish();
-    let done = done?;
+    finish(settings, &session, &local, outcome, started, &reporter).await
+}
+
+/// Reads what the plan needs, plans, and reads the rest of the manifest when the plan turns out
+/// to need a new base.
+async fn prepare<B: Bucket>(
+    bucket: &B,
+    view: &mut View,
+    local: &[Local],
+    settings: &Settings,
+    excluded: &dyn Fn(&str) -> bool,
+) -> Result<(Plan, Moment), Error> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let seq = view.root.seq + 1;
+    let moment = Moment {
+        now,
+        seq,
+        oldest_kept: history::oldest_kept(&view.root, seq, settings.keep_deploys),
+    };
+    if view.root.in_progress.is_some() && !held_by_other(view) {
+        remote::recover(bucket, view).await?;
+    }
+    let wanted: Vec<Wanted> = local
+        .iter()
+        .map(|l| Wanted {
+            key: &l.file.key,
+            sha256: &l.file.sha256,
+            size: l.file.size,
+            headers: &l.headers,
+        })
+        .collect();
+    let housekeeping = Housekeeping {
+        now,
+        keep_old_assets: settings.plan.keep_old_assets,
+        oldest_kept: moment.oldest_kept,
+        left_by: left_by(settings),
+        everything: settings.plan.force,
+    };
+    let needed = view.to_read(&wanted, &housekeeping);
+    remote::read_chunks(bucket, view, &needed).await?;
+    let mut plan = make_plan(view, local, settings, moment, excluded)?;
+    let current = |k: &str| view.current(k).cloned();
+    let all_done = plan::settle(&plan, &Outcomes::all_done(&plan), &current, moment);
+    if view.needs_rebase(&all_done) && !view.all_read() {
+        let rest = view.unread();
+        remote::read_chunks(bucket, view, &rest).await?;
+        plan = make_plan(view, local, settings, moment, excluded)?;
+    }
+    Ok((plan, moment))
+}
+
+fn make_plan(
+    view: &View,
+    local: &[Local],
+    settings: &Settings,
+    moment: Moment,
+    excluded: &dyn Fn(&str) -> bool,
+) -> Result<Plan, Error> {
+    let is_known = |k: &str| view.is_known(k);
+    let known = Known {
+        layout: &view.layout,
+        records: view.known(),
+        is_known: &is_known,
+        live: view.live_count(),
+        pending: view.root.pending_invalidation.iter().cloned().collect(),
+    };
+    Ok(plan::plan(local, &known, &settings.plan, moment, excluded)?)
+}
+
+/// Whether another live deploy holds the lock (its expiry not passed).
+fn held_by_other(view: &View) -> bool {
+    view.root.lock.as_ref().is_some_and(|l| {
+        crate::clock::parse(&l.expires).is_none_or(|t| t > time::OffsetDateTime::now_utc())
+    })
+}
+
+/// Fails (or waits, with `--lock-wait`) while another deploy holds the lock; re-reads the root
+/// while waiting.
+async fn wait_for_lock<B: Bucket>(
+    bucket: &B,
+    view: &mut View,
+    layout: &crate::state::layout::Layout,
+    deadline: Instant,
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    let mut said = false;
+    while let Some(lock) = view.root.lock.clone().filter(|_| held_by_other(view)) {
+        if Instant::now() >= deadline {
+            return Err(crate::commands::lease::locked(
+                bucket.name(),
+                &layout.manifest_key,
+                &lock,
+            ));
+        }
+        if !said {
+            reporter.line(&format!(
+                "waiting for the deploy lock, held by {} until {}",
+                lock.holder, lock.expires
+            ));
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        *view = remote::read_root(bucket, layout).await?;
+    }
+    Ok(())
+}
+
+/// While migrating from a version-1 manifest, its separate lock object still counts.
+async fn legacy_lock<B: Bucket>(
+    bucket: &B,
+    layout: &crate::state::layout::Layout,
+) -> Result<(), Error> {
+    use crate::cloud::bucket::Fetch;
+    let key = layout.legacy_lock_key();
+    #[derive(serde::Deserialize)]
+    struct Legacy {
+        holder: String,
+        started: String,
+        expires: String,
+    }
+    match bucket.get(&key, None).await {
+        Ok(Fetch::Found { body, .. }) => {
+            let held: Option<Legacy> = serde_json::from_slice(&body).ok();
+            let live = held.as_ref().is_none_or(|l| {
+                crate::clock::parse(&l.expires).is_none_or(|t| t > time::OffsetDateTime::now_utc())
+            });
+            if live {
+                let l = held.unwrap_or(Legacy {
+                    holder: "unknown (the lock object is not readable)".into(),
+                    started: "?".into(),
+                    expires: "never".into(),
+                });
+                let doc = crate::state::format::LockDoc {
+                    holder: l.holder,
+                    id: String::new(),
+                    started: l.started,
+                    expires: l.expires,
+                    renewals: 0,
+                };
+                return Err(crate::commands::lease::locked(bucket.name(), &key, &doc));
+            }
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(source) => Err(Error::Bucket {
+            what: "cannot read the deploy lock",
+            bucket: bucket.name().to_string(),
+            key,
+            source,
+        }),
+    }
+}
+
+/// Site keys that stay as they are, so the invalidation planner can count what a wildcard
+/// would evict: every file of the build not written, and what stays served though not in it.
+pub fn unchanged_keys(local: &[Local], plan: &Plan, view: &View) -> Vec<String> {
+    let written: BTreeSet<&str> = plan.writes.iter().map(|w| w.key.as_str()).collect();
+    let mut out: Vec<String> = local
+        .iter()
+        .map(|l| l.file.key.as_str())
+        .filter(|k| !written.contains(k))
+        .map(str::to_string)
+        .collect();
+    let deleted: BTreeSet<&str> = plan.deletes.iter().map(|d| d.key.as_str()).collect();
+    for (k, e) in view.known() {
+        if !e.is_live() && !view.layout.is_reserved(k) && !deleted.contains(k.as_str()) {
+            out.push(k.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn context<'a>(
+    settings: &'a Settings,
+    target: &'a Target,
+    local: &[Local],
+    elapsed: Duration,
+) -> Context<'a> {
+    Context {
+        dir: report::shown_dir(&settings.dir),
+        bucket: &target.bucket,
+        prefix: &target.layout.prefix,
+        scanned_files: local.len(),
+        scanned_bytes: local.iter().map(|l| l.file.size).sum(),
+        elapsed,
+    }
+}
+
+/// After the writes: wait for the invalidations, verify through the CDN, report, exit code.
+async fn finish(
+    settings: &Settings,
+    session: &Session,
+    local: &[Local],
+    done: Executed,
+    started: Instant,
+    reporter: &Reporter,
+) -> Result<u8, Error> {
     let mut exit = match done.interrupted {
         Some(c) => c,
         None if !done.is_complete() => code::PARTIAL,
@@ -181,22 +487,36 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
         None => code::OK,
     };
     if let Some(timeout) = settings.wait {
-        if exit == code::OK && !wait(&cdn, &done.invalidations, timeout, &reporter).await {
+        if exit == code::OK && !wait(&session.cdn, &done.invalidations, timeout, reporter).await {
             exit = code::FAILURE;
         }
     }
-    let ctx = context(started.elapsed());
+    let mut verified = None;
+    if settings.verify && exit == code::OK {
+        let checked = verify::after_deploy(settings, session, &done, reporter).await?;
+        if !checked.stale.is_empty() {
+            exit = code::STALE;
+        }
+        verified = Some(checked);
+    }
+    let ctx = context(settings, &session.target, local, started.elapsed());
     if settings.json {
-        print_json(&report::document(&ctx, &done, false, exit));
+        let mut doc = report::document(&ctx, &done, false, exit);
+        doc.verify = verified.clone();
+        report::print_json(&doc);
     } else if settings.verbosity != Verbosity::Quiet || exit != code::OK {
         print!("{}", report::summary(&ctx, &done));
+        if let Some(v) = &verified {
+            print!("{}", report::verified(v));
+        }
     }
+    crate::output::github::summary(&ctx, &done, verified.as_ref());
     Ok(exit)
 }
 
 /// The distributions named by `--domain` and `--distribution`, each with the S3 origin that
 /// serves the bucket.
-async fn resolve<C: Cdn>(cdn: &C, settings: &Settings) -> Result<Vec<Serving>, Error> {
+pub async fn resolve<C: Cdn>(cdn: &C, settings: &Settings) -> Result<Vec<Serving>, Error> {
     let mut out: Vec<Serving> = Vec::new();
     let cdn_error = |id: &str, source| Error::Cdn {
         what: "cannot read",
@@ -253,29 +573,23 @@ async fn preview<C: Cdn>(
     cdn: &C,
     job: &Job,
     plan: &Plan,
-    manifest: Option<&crate::state::manifest::Manifest>,
-    local: &[(LocalFile, headers::Headers)],
+    unchanged: &[String],
 ) -> Vec<Invalidated> {
-    let up = vec![Outcome::Done; plan.uploads.len()];
-    let del = vec![Outcome::Done; plan.deletes.len()];
-    let stale = plan::stale(plan, &up, &del);
-    let known: std::collections::BTreeSet<&String> = local
-        .iter()
-        .map(|(f, _)| &f.key)
-        .chain(manifest.into_iter().flat_map(|m| m.files.keys()))
-        .collect();
-    let unchanged = execute::unchanged_keys(known.into_iter(), &stale);
+    let stale = plan::stale(plan, &Outcomes::all_done(plan));
     let mut out = Vec::new();
     for target in &job.distributions {
         let mut item = Invalidated::nothing(&target.id);
-        match execute::batch(cdn, target, job, &stale, &unchanged).await {
-            Ok(Some(b)) => {
-                item.paths = b.paths;
-                item.wildcards = b.wildcards;
-                item.evicted_unchanged = b.evicted_unchanged;
-            }
-            Ok(None) => {}
-            Err(e) => item.error = Some(e.to_string()),
+        match cdn.in_flight(&target.id).await {
+            Ok(flight) => match execute::batch(target, job, &stale, unchanged, flight) {
+                Ok(Some(b)) => {
+                    item.paths = b.paths;
+                    item.wildcards = b.wildcards;
+                    item.evicted_unchanged = b.evicted_unchanged;
+                }
+                Ok(None) => {}
+                Err(e) => item.error = Some(e.to_string()),
+            },
+            Err(e) => item.error = Some(format!("{e}; {}", e.hint())),
         }
         out.push(item);
     }
@@ -283,7 +597,7 @@ async fn preview<C: Cdn>(
 }
 
 /// Polls until every invalidation reports Completed; false on timeout or error.
-async fn wait<C: Cdn>(
+pub async fn wait<C: Cdn>(
     cdn: &C,
     invalidations: &[Invalidated],
     timeout: Duration,
@@ -304,18 +618,18 @@ async fn wait<C: Cdn>(
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
                 Ok(status) => {
-                    eprintln!(
+                    reporter.always(&format!(
                         "error: invalidation {id} on {} is still {status} after {}s; the deploy itself is complete",
                         inv.distribution,
                         timeout.as_secs()
-                    );
+                    ));
                     return false;
                 }
                 Err(e) => {
-                    eprintln!(
+                    reporter.always(&format!(
                         "error: cannot read invalidation {id} on {}: {e}",
                         inv.distribution
-                    );
+                    ));
                     return false;
                 }
             }
@@ -324,65 +638,15 @@ async fn wait<C: Cdn>(
     true
 }
 
-/// The manifest and lock keys belong to the tool; a site file must never overwrite them.
-fn check_reserved(target: &Target, files: &[LocalFile]) -> Result<(), Error> {
-    match files
-        .iter()
-        .find(|f| f.key == target.manifest_key || f.key == target.lock_key)
-    {
-        Some(f) => Err(Error::Usage(format!(
-            "{} would be uploaded to s3://{}/{}, where the deploy keeps its manifest or lock: pass another --manifest-key, or --exclude it",
-            f.path.display(),
+/// The manifest and state keys belong to the tool; a site file must never overwrite them.
+fn check_reserved(target: &Target, files: &[Local]) -> Result<(), Error> {
+    match files.iter().find(|l| target.layout.is_reserved(&l.file.key)) {
+        Some(l) => Err(Error::Usage(format!(
+            "{} would be uploaded to s3://{}/{}, where the deploy keeps its manifest: pass another --manifest-key, or --exclude it",
+            l.file.path.display(),
             target.bucket,
-            f.key
+            l.file.key
         ))),
         None => Ok(()),
     }
-}
-
-fn print_json(doc: &report::Document) {
-    match serde_json::to_string_pretty(doc) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("error: cannot render the JSON report: {e}"),
-    }
-}
-
-/// The first SIGINT/SIGTERM lets the uploads in flight finish and records them; a later one
-/// exits at once (the manifest written before the uploads keeps the bucket state truthful).
-/// A second signal within a moment of the first is the same Ctrl-C arriving twice (from the
-/// terminal and forwarded by the npm launcher), so it is ignored.
-async fn watch_signals(cancel: Arc<Cancel>, reporter: Arc<Reporter>) {
-    const ECHO: Duration = Duration::from_millis(500);
-    let first = next_signal().await;
-    let at = Instant::now();
-    cancel.cancel(first);
-    reporter
-        .line("stopping: letting the uploads in flight finish (press Ctrl-C again to quit now)");
-    loop {
-        let again = next_signal().await;
-        if at.elapsed() > ECHO {
-            std::process::exit(i32::from(again));
-        }
-    }
-}
-
-#[cfg(unix)]
-async fn next_signal() -> u8 {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => code::SIGINT,
-            _ = term.recv() => code::SIGTERM,
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            code::SIGINT
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn next_signal() -> u8 {
-    let _ = tokio::signal::ctrl_c().await;
-    code::SIGINT
 }

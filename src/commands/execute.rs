@@ -1,23 +1,26 @@
-//! Carrying out a plan: the deploy lock, the manifest written before and after, uploads
-//! (everything else first, HTML last), deletes, CDN invalidations, and the events progress
-//! listens to.
+//! Carrying out a plan under the deploy lock: the intent recorded with the lock, the writes
+//! (kept copies first, everything else before HTML), the deletes, the CloudFront
+//! invalidations, and the final root that records what happened and releases the lock; the
+//! events progress listens to.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
-use crate::cloud::bucket::{Bucket, BucketError, Fetch, Precondition};
+use crate::cancel::Cancel;
+use crate::cloud::bucket::{Bucket, BucketError};
 use crate::cloud::cdn::{Cdn, CdnError};
+use crate::commands::lease::{lost_code, Lease, Lost, Taken};
 use crate::decide::distribution::Serving;
+use crate::decide::invalidation::{self, Batch, Change, InFlight, InvalidationError};
+use crate::decide::plan::{self, DeleteKind, Moment, Outcome, Outcomes, Plan, Source, Write};
 use crate::error::Error;
 use crate::local::headers::Headers;
-use crate::decide::invalidation::{self, Batch, Change, InvalidationError};
-use crate::state::manifest::{DeployInfo, Lock, Manifest};
-use crate::decide::plan::{self, Outcome, Plan, PlanOptions};
-use crate::local::scan::LocalFile;
+use crate::state::format::{BaseRef, DeployInfo, HistoryDoc, InProgressDoc, Reverse, RootDoc};
+use crate::state::history::{self, Placed};
+use crate::state::layout::Layout;
+use crate::state::view::{Changes, View};
 
 /// What `execute` reports while it works; progress bars and log lines are built on these.
 #[derive(Clone, Copy, Debug)]
@@ -25,21 +28,27 @@ pub enum Event<'a> {
     Locked {
         holder: &'a str,
     },
-    Replanned,
-    Uploading {
+    Aborted {
+        key: &'a str,
+    },
+    Writing {
         files: usize,
         bytes: u64,
     },
     Sent {
         bytes: u64,
     },
-    Uploaded {
+    Wrote {
         key: &'a str,
         size: u64,
+        copied: bool,
     },
-    UploadFailed {
+    WriteFailed {
         key: &'a str,
         error: &'a BucketError,
+    },
+    Kept {
+        key: &'a str,
     },
     Deleted {
         key: &'a str,
@@ -64,57 +73,49 @@ pub enum Event<'a> {
         what: &'a str,
         after: Duration,
     },
-    ManifestWritten,
-    Unlocked,
-    UnlockFailed {
-        error: &'a BucketError,
+    LockLost {
+        taken: bool,
     },
+    ManifestWritten,
 }
 
 pub trait Progress: Send + Sync {
     fn event(&self, event: Event<'_>);
 }
 
-/// Set by a signal handler: no new writes start; what is in flight finishes and is recorded.
-#[derive(Debug, Default)]
-pub struct Cancel {
-    flag: AtomicBool,
-    code: AtomicU8,
-}
-
-impl Cancel {
-    pub fn cancel(&self, exit_code: u8) {
-        self.code.store(exit_code, Ordering::SeqCst);
-        self.flag.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
-    }
-
-    pub fn exit_code(&self) -> Option<u8> {
-        self.is_cancelled()
-            .then(|| self.code.load(Ordering::SeqCst))
-    }
-}
-
 /// Where the deploy keeps its state in the bucket, and who it is.
 #[derive(Clone, Debug)]
 pub struct Job {
-    pub manifest_key: String,
-    pub lock_key: String,
+    pub layout: Layout,
     pub holder: String,
-    pub lock_ttl: Duration,
+    /// This deploy: its id (unique per run, also the lock's), time, version, commit, kind.
     pub deploy: DeployInfo,
     pub concurrency: usize,
     /// The distributions to invalidate after the writes.
     pub distributions: Vec<Serving>,
     pub max_paths: usize,
-    /// Unique per run: feeds each invalidation's CallerReference, so a retried request within
-    /// the run creates nothing new while the next deploy's always does.
-    pub deploy_id: String,
     /// Waits between attempts when CloudFront has too many invalidations in progress.
     pub cdn_backoff: Vec<Duration>,
+    pub keep_deploys: usize,
+    /// Fingerprint of the settings that leave files in place (see `RootDoc::left_by`).
+    pub left_by: String,
+}
+
+/// Waits between attempts when CloudFront has too many invalidations in progress: about a
+/// minute and a half in all, the time a few invalidations take to complete.
+pub const CDN_BACKOFF: [u64; 5] = [2, 5, 10, 20, 40];
+
+/// One distribution's invalidation: what was (or would be) sent and what came of it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Invalidated {
+    pub distribution: String,
+    pub paths: Vec<String>,
+    pub wildcards: usize,
+    pub evicted_unchanged: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Invalidated {
@@ -137,67 +138,49 @@ pub struct Stores<'a, B, C> {
     pub cdn: &'a C,
 }
 
-/// One distribution's invalidation: what was (or would be) sent and what came of it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Invalidated {
-    pub distribution: String,
-    pub paths: Vec<String>,
-    pub wildcards: usize,
-    pub evicted_unchanged: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// The manifest as read from the bucket, with the ETag later writes are conditioned on.
-#[derive(Clone, Debug, Default)]
-pub struct Remote {
-    pub manifest: Option<Manifest>,
-    pub etag: Option<String>,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     pub key: String,
     pub error: String,
 }
 
-/// What happened: the plan that was carried out (re-made if the manifest changed before the
-/// lock was taken), each write's outcome in plan order, and the failures.
+/// What happened: the plan carried out, each write's and delete's outcome in plan order, and
+/// the failures.
 #[derive(Clone, Debug, Default)]
 pub struct Executed {
     pub plan: Plan,
-    pub uploads: Vec<Outcome>,
-    pub deletes: Vec<Outcome>,
+    pub outcomes: Outcomes,
     pub failures: Vec<Failure>,
     pub bytes_sent: u64,
     pub invalidations: Vec<Invalidated>,
     pub interrupted: Option<u8>,
+    /// Multipart uploads an interrupted deploy left behind, aborted by this one.
+    pub aborted: usize,
+    /// This deploy's number, once recorded.
+    pub seq: u64,
 }
 
 impl Executed {
-    pub fn uploaded(&self) -> impl Iterator<Item = &plan::Upload> {
+    pub fn written(&self) -> impl Iterator<Item = &Write> {
         self.plan
-            .uploads
+            .writes
             .iter()
-            .zip(&self.uploads)
+            .zip(&self.outcomes.writes)
             .filter(|(_, o)| **o == Outcome::Done)
-            .map(|(u, _)| u)
+            .map(|(w, _)| w)
     }
 
     pub fn deleted(&self) -> impl Iterator<Item = &plan::Delete> {
         self.plan
             .deletes
             .iter()
-            .zip(&self.deletes)
+            .zip(&self.outcomes.deletes)
             .filter(|(_, o)| **o == Outcome::Done)
             .map(|(d, _)| d)
     }
 
     pub fn is_complete(&self) -> bool {
-        self.uploads.iter().all(|o| *o == Outcome::Done)
-            && self.deletes.iter().all(|o| *o == Outcome::Done)
+        self.outcomes.is_complete()
     }
 
     pub fn invalidation_failed(&self) -> bool {
@@ -205,312 +188,585 @@ impl Executed {
     }
 }
 
-/// The manifest body is gzip already (the tool compressed it itself, so `gzip` stays false).
-fn manifest_headers() -> Headers {
-    Headers {
-        cache_control: Some("no-cache".into()),
-        content_encoding: Some("gzip".into()),
-        ..Headers::new("application/json")
-    }
+/// The outcome of a locked run, or why it did not get the lock.
+pub enum Ran {
+    Done(Box<Executed>),
+    /// The root changed since it was read: it is held by another deploy, or the state moved
+    /// on and the plan must be made again. The root as it is now, if readable.
+    Contended(Box<Option<(RootDoc, String)>>),
 }
 
-fn lock_headers() -> Headers {
-    Headers {
-        cache_control: Some("no-store".into()),
-        ..Headers::new("application/json")
-    }
-}
-
-/// Reads the manifest; a missing one is a first deploy.
-pub async fn read_manifest<B: Bucket>(bucket: &B, key: &str) -> Result<Remote, Error> {
-    match bucket.get(key, None).await {
-        Ok(Fetch::Found { body, etag }) => {
-            let manifest = Manifest::decode(&body).map_err(|source| Error::Manifest {
-                bucket: bucket.name().to_string(),
-                key: key.to_string(),
-                source,
-            })?;
-            Ok(Remote {
-                manifest: Some(manifest),
-                etag: Some(etag),
-            })
-        }
-        Ok(Fetch::Missing | Fetch::NotModified) => Ok(Remote::default()),
-        Err(source) => Err(Error::Bucket {
-            what: "cannot read the manifest",
-            bucket: bucket.name().to_string(),
-            key: key.to_string(),
-            source,
-        }),
-    }
-}
-
-/// What a plan was made from, kept to plan again when another deploy changed the manifest
-/// between the first read and taking the lock.
-#[derive(Clone, Copy, Debug)]
-pub struct Inputs<'a> {
-    pub local: &'a [(LocalFile, Headers)],
-    pub opts: &'a PlanOptions,
-}
-
-/// Runs the plan under the deploy lock.
+/// Runs the plan under the lock. `view` is the manifest the plan was made against (every chunk
+/// read when the plan needs a new base); `unchanged` lists the site keys that stay as they are
+/// (for counting what a wildcard invalidation would evict).
+#[allow(clippy::too_many_arguments)]
 pub async fn execute<B: Bucket, C: Cdn>(
     stores: Stores<'_, B, C>,
     job: &Job,
-    inputs: Inputs<'_>,
-    planned: (Remote, Plan),
+    view: &View,
+    plan: Plan,
+    moment: Moment,
+    unchanged: &[String],
+    lease: &Lease<'_, B>,
     progress: &dyn Progress,
     cancel: &Cancel,
-) -> Result<Executed, Error> {
+) -> Result<Ran, Error> {
     let bucket = stores.bucket;
-    let lock_etag = take_lock(bucket, job).await?;
+    let current = |k: &str| view.current(k).cloned();
+    let all_done = plan::settle(&plan, &Outcomes::all_done(&plan), &current, moment);
+    let reverse = plan::reverse(&plan, &job.layout, &current);
+    let large = view.needs_rebase(&all_done);
+
+    // The intent: what may change is recorded before anything changes. A large deploy writes
+    // the state it will leave as a planned base first, with its reverse delta beside it.
+    let mut planned = None;
+    let mut intent_root = if large {
+        let part = history::part_bytes(&reverse);
+        let (root_after, base) = view.rebase(&all_done, &[part]);
+        let sent = bucket
+            .put_bytes(&base.key, base.bytes.clone(), &part_headers(), None)
+            .await
+            .map_err(|source| Error::Bucket {
+                what: "cannot write the planned manifest",
+                bucket: bucket.name().to_string(),
+                key: base.key.clone(),
+                source,
+            })?;
+        drop(sent);
+        let mut root = view.root.clone();
+        root.in_progress = Some(InProgressDoc {
+            id: job.deploy.id.clone(),
+            started: job.deploy.time.clone(),
+            planned: Some(BaseRef {
+                key: base.key.clone(),
+                size: base.bytes.len() as u64,
+            }),
+        });
+        planned = Some((root_after, base));
+        root
+    } else {
+        let changes = plan::intent(&plan, &current, moment);
+        let mut root = view.next_root(&changes);
+        history::reindex(&mut root, &view.root.headers);
+        root.in_progress = Some(InProgressDoc {
+            id: job.deploy.id.clone(),
+            started: job.deploy.time.clone(),
+            planned: None,
+        });
+        root
+    };
+    intent_root.lock = Some(lease.lock_doc(&job.holder, &job.deploy.time, 0));
+    intent_root.version = crate::state::format::VERSION;
+    intent_root.legacy = false;
+    match lease.take(intent_root, view.etag.as_deref()).await? {
+        Taken::Held => {}
+        Taken::Contended(now) => {
+            if let Some((_, base)) = &planned {
+                // Nothing refers to it: the contending deploy plans again from scratch.
+                let _ = bucket.delete(std::slice::from_ref(&base.key)).await;
+            }
+            return Ok(Ran::Contended(now));
+        }
+    }
     progress.event(Event::Locked {
         holder: &job.holder,
     });
-    let result = locked(stores, job, inputs, planned, progress, cancel).await;
-    match bucket.delete_if(&job.lock_key, &lock_etag).await {
-        Ok(()) => progress.event(Event::Unlocked),
-        Err(error) => progress.event(Event::UnlockFailed { error: &error }),
-    }
-    result
+
+    let work = locked(
+        stores, job, view, plan, moment, unchanged, planned, reverse, lease, progress, cancel,
+    );
+    let on_lost = |lost: Lost| {
+        progress.event(Event::LockLost {
+            taken: lost == Lost::Taken,
+        });
+        cancel.cancel(lost_code(lost));
+    };
+    let (result, ()) = tokio::join!(work, lease.keep_alive(on_lost));
+    result.map(|done| Ran::Done(Box::new(done)))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn locked<B: Bucket, C: Cdn>(
     stores: Stores<'_, B, C>,
     job: &Job,
-    inputs: Inputs<'_>,
-    (mut remote, mut plan): (Remote, Plan),
+    view: &View,
+    plan: Plan,
+    moment: Moment,
+    unchanged: &[String],
+    planned: Option<(RootDoc, crate::state::view::NewBase)>,
+    reverse: Changes,
+    lease: &Lease<'_, B>,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<Executed, Error> {
     let bucket = stores.bucket;
-    let bucket_error = |what, source| Error::Bucket {
-        what,
-        bucket: bucket.name().to_string(),
-        key: job.manifest_key.clone(),
-        source,
-    };
-    // Record what is about to change before changing it, conditioned on the manifest we
-    // planned against; if another deploy got there first, plan again against its manifest.
-    let mut attempts = 0;
-    let intent_etag = loop {
-        let intent = plan::intent(remote.manifest.as_ref(), &plan, job.deploy.clone());
-        let precondition = match &remote.etag {
-            Some(etag) => Precondition::IfMatch(etag.clone()),
-            None => Precondition::IfAbsent,
-        };
-        match bucket
-            .put_bytes(
-                &job.manifest_key,
-                intent.encode(),
-                &manifest_headers(),
-                Some(precondition),
-            )
-            .await
-        {
-            Ok(etag) => break etag,
-            Err(BucketError::PreconditionFailed) if attempts < 3 => {
-                attempts += 1;
-                remote = read_manifest(bucket, &job.manifest_key).await?;
-                plan = plan::plan(inputs.local, remote.manifest.as_ref(), inputs.opts)?;
-                progress.event(Event::Replanned);
-                if plan.is_empty() && (plan.pending.is_empty() || job.distributions.is_empty()) {
-                    return Ok(Executed {
-                        plan,
-                        ..Executed::default()
-                    });
-                }
-            }
-            Err(BucketError::PreconditionFailed) => {
-                return Err(Error::Conflict {
-                    bucket: bucket.name().to_string(),
-                    key: job.manifest_key.clone(),
-                })
-            }
-            Err(e) => return Err(bucket_error("cannot write the manifest", e)),
-        }
-    };
-
     let mut done = Executed {
-        uploads: vec![Outcome::Skipped; plan.uploads.len()],
-        deletes: vec![Outcome::Skipped; plan.deletes.len()],
+        outcomes: Outcomes::skipped(&plan),
+        seq: moment.seq,
         ..Executed::default()
     };
-    progress.event(Event::Uploading {
-        files: plan.uploads.len(),
-        bytes: plan.upload_bytes(),
-    });
-    let first_html = plan
-        .uploads
-        .iter()
-        .position(|u| u.html)
-        .unwrap_or(plan.uploads.len());
-    // Pages go up only once every asset they may reference is in place.
-    upload_range(
-        bucket,
-        job,
-        &plan,
-        0..first_html,
-        &mut done,
-        progress,
-        cancel,
-    )
-    .await;
-    if done.uploads[..first_html]
-        .iter()
-        .all(|o| *o == Outcome::Done)
-    {
-        let all = first_html..plan.uploads.len();
-        upload_range(bucket, job, &plan, all, &mut done, progress, cancel).await;
+    // A deploy that died in the middle may have left multipart uploads behind: abort those on
+    // keys the manifest knows (ours), started before this deploy took the lock.
+    if view.root.in_progress.is_some() {
+        done.aborted = abort_leftovers(bucket, job, view, moment.now, progress).await;
     }
+
+    // What is in flight on each distribution is read while the files go up.
+    let in_flight = async {
+        let mut out = Vec::new();
+        for s in &job.distributions {
+            out.push(stores.cdn.in_flight(&s.id).await);
+        }
+        out
+    };
+    let writes = run_writes(bucket, job, &plan, &mut done, lease, progress, cancel);
+    let (flights, ()) = tokio::join!(in_flight, writes);
+
     // Deletes only when the new site is complete: an old page could still link to them.
-    if done.uploads.iter().all(|o| *o == Outcome::Done) && !cancel.is_cancelled() {
-        let keys: Vec<String> = plan.deletes.iter().map(|d| d.key.clone()).collect();
-        let results = bucket.delete(&keys).await;
-        for (i, result) in results.into_iter().enumerate() {
-            match result {
-                Ok(()) => {
-                    done.deletes[i] = Outcome::Done;
-                    progress.event(Event::Deleted { key: &keys[i] });
-                }
-                Err(error) => {
-                    done.deletes[i] = Outcome::Failed;
-                    progress.event(Event::DeleteFailed {
-                        key: &keys[i],
-                        error: &error,
-                    });
-                    done.failures.push(Failure {
-                        key: keys[i].clone(),
-                        error: error.to_string(),
-                    });
-                }
-            }
+    let garbage: Vec<String> = view
+        .root
+        .garbage
+        .iter()
+        .filter(|k| job.layout.is_state_object(k))
+        .cloned()
+        .collect();
+    let mut garbage_gone = BTreeSet::new();
+    if done.outcomes.writes.iter().all(|o| *o == Outcome::Done) && !cancel.is_cancelled() {
+        garbage_gone = run_deletes(bucket, &plan, &garbage, &mut done, progress).await;
+        done.outcomes.bookkeeping = true;
+    }
+
+    let stale = plan::stale(&plan, &done.outcomes);
+    if !job.distributions.is_empty() {
+        for (target, flight) in job.distributions.iter().zip(flights) {
+            let result =
+                invalidate(stores.cdn, target, job, &stale, unchanged, flight, progress).await;
+            done.invalidations.push(result);
         }
     }
 
-    let mut deploy = job.deploy.clone();
-    deploy.in_progress = false;
-    let mut last = plan::settle(
-        remote.manifest.as_ref(),
-        &plan,
-        &done.uploads,
-        &done.deletes,
-        deploy,
-    );
-    // Invalidate before the manifest is final: if it fails, the manifest keeps the keys
-    // pending and the next deploy invalidates them again.
-    if !job.distributions.is_empty() {
-        let stale = plan::stale(&plan, &done.uploads, &done.deletes);
-        let unchanged = unchanged_keys(last.files.keys(), &stale);
-        for target in &job.distributions {
-            let result = invalidate(stores.cdn, target, job, &stale, &unchanged, progress).await;
-            done.invalidations.push(result);
+    // The final root: the records as they now are, this deploy in the history, no lock.
+    let current = |k: &str| view.current(k).cloned();
+    let changes = plan::settle(&plan, &done.outcomes, &current, moment);
+    let mut root = match &planned {
+        Some((root_after, base)) => {
+            let mut base_view = View::from_root(job.layout.clone(), root_after.clone(), None);
+            base_view
+                .absorb(0, &base.bytes)
+                .map_err(|source| Error::Manifest {
+                    bucket: bucket.name().to_string(),
+                    key: base.key.clone(),
+                    source,
+                })?;
+            let all_done = plan::settle(&plan, &Outcomes::all_done(&plan), &current, moment);
+            let corrections = corrections(&changes, &all_done, &current);
+            if base_view.needs_rebase(&corrections) {
+                let (root, nb) = base_view.rebase(&corrections, &[]);
+                put_part(bucket, &nb.key, nb.bytes).await?;
+                root
+            } else {
+                base_view.next_root(&corrections)
+            }
         }
-        last.pending_invalidation = if done.invalidation_failed() {
-            stale.into_iter().map(|(k, _)| k).collect()
-        } else {
-            Default::default()
-        };
+        None => view.next_root(&changes),
+    };
+    history::reindex(&mut root, &view.root.headers);
+    let mut unreferenced: Vec<String> = Vec::new();
+    if let Some(old) = &view.root.base {
+        if root.base.as_ref() != Some(old) {
+            unreferenced.push(old.key.clone());
+        }
     }
-    match bucket
-        .put_bytes(
-            &job.manifest_key,
-            last.encode(),
-            &manifest_headers(),
-            Some(Precondition::IfMatch(intent_etag)),
-        )
-        .await
+    if let Some(p) = view
+        .root
+        .in_progress
+        .as_ref()
+        .and_then(|p| p.planned.as_ref())
     {
-        Ok(_) => progress.event(Event::ManifestWritten),
-        Err(BucketError::PreconditionFailed) => {
-            return Err(Error::Conflict {
-                bucket: bucket.name().to_string(),
-                key: job.manifest_key.clone(),
-            })
+        if root.base.as_ref().map(|b| &b.key) != Some(&p.key) {
+            unreferenced.push(p.key.clone());
         }
-        Err(e) => return Err(bucket_error("cannot write the manifest", e)),
     }
+    if job.keep_deploys > 0 && !plan_is_bookkeeping_only(&plan) {
+        let placed = match &planned {
+            Some((_, base)) => {
+                let (at, len) = base.extras.first().copied().unwrap_or((0, 0));
+                Reverse::Stored {
+                    key: base.key.clone(),
+                    at,
+                    len,
+                    keys: reverse.len() as u64,
+                }
+            }
+            None => match history::place(&mut root, &reverse) {
+                Placed::Inline(r) => r,
+                Placed::Part(bytes, keys) => {
+                    let sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
+                    let key = job.layout.history_key(&sha);
+                    let len = bytes.len() as u64;
+                    put_part(bucket, &key, bytes).await?;
+                    Reverse::Stored {
+                        key,
+                        at: 0,
+                        len,
+                        keys,
+                    }
+                }
+            },
+        };
+        let entry = HistoryDoc {
+            seq: moment.seq,
+            deploy: job.deploy.clone(),
+            uploaded: done
+                .outcomes
+                .writes
+                .iter()
+                .filter(|o| **o == Outcome::Done)
+                .count() as u64,
+            deleted: done
+                .deleted()
+                .filter(|d| d.kind == DeleteKind::Removed)
+                .count() as u64,
+            retired: if done.outcomes.bookkeeping {
+                plan.retire.len() as u64
+            } else {
+                0
+            },
+            invalidations: done
+                .invalidations
+                .iter()
+                .filter_map(|i| i.id.as_ref().map(|id| format!("{}:{id}", i.distribution)))
+                .collect(),
+            reverse: placed,
+        };
+        unreferenced.extend(history::push(&mut root, entry, job.keep_deploys));
+    } else if job.keep_deploys == 0 {
+        unreferenced.extend(history::push(&mut root, placeholder(moment.seq), 0));
+    }
+    let still = history::referenced(&root);
+    let mut garbage: BTreeSet<String> = view
+        .root
+        .garbage
+        .iter()
+        .filter(|k| !garbage_gone.contains(*k))
+        .cloned()
+        .collect();
+    garbage.extend(unreferenced);
+    root.garbage = garbage.into_iter().filter(|k| !still.contains(k)).collect();
+    root.pending_invalidation = if job.distributions.is_empty() {
+        view.root.pending_invalidation.clone()
+    } else if done.invalidation_failed() {
+        stale.into_iter().map(|(k, _)| k).collect()
+    } else {
+        Default::default()
+    };
+    root.lock = None;
+    root.in_progress = None;
+    root.seq = moment.seq;
+    root.deploy = job.deploy.clone();
+    root.prefix.clone_from(&job.layout.prefix);
+    root.left_by = Some(job.left_by.clone());
+    root.version = crate::state::format::VERSION;
+    root.legacy = false;
+    lease.finish(root).await?;
+    progress.event(Event::ManifestWritten);
     done.interrupted = cancel.exit_code();
     done.plan = plan;
     Ok(done)
 }
 
-async fn upload_range<B: Bucket>(
+/// A history entry for a deploy recorded when no history is kept: dropped at once.
+fn placeholder(seq: u64) -> HistoryDoc {
+    HistoryDoc {
+        seq,
+        deploy: DeployInfo::default(),
+        uploaded: 0,
+        deleted: 0,
+        retired: 0,
+        invalidations: Vec::new(),
+        reverse: Reverse::Inline(Default::default()),
+    }
+}
+
+/// A deploy that only moved records (nothing written, nothing deleted) changes nothing a
+/// visitor sees: it is not worth a history entry of its own.
+fn plan_is_bookkeeping_only(plan: &Plan) -> bool {
+    plan.writes.is_empty()
+        && plan.site_deletes().next().is_none()
+        && plan.retire.is_empty()
+        && plan.revive.is_empty()
+}
+
+/// The records where what happened differs from what a large deploy planned.
+fn corrections(
+    actual: &Changes,
+    planned: &Changes,
+    current: &dyn Fn(&str) -> Option<crate::state::entry::Entry>,
+) -> Changes {
+    let mut out = Changes::new();
+    for (key, p) in planned {
+        match actual.get(key) {
+            Some(a) if a == p => {}
+            Some(a) => {
+                out.insert(key.clone(), a.clone());
+            }
+            // Not attempted: the record stays what it was before the deploy.
+            None => {
+                out.insert(key.clone(), current(key));
+            }
+        }
+    }
+    out
+}
+
+fn part_headers() -> Headers {
+    Headers {
+        cache_control: Some("public, max-age=31536000, immutable".into()),
+        ..Headers::new("application/gzip")
+    }
+}
+
+async fn put_part<B: Bucket>(bucket: &B, key: &str, bytes: Vec<u8>) -> Result<(), Error> {
+    bucket
+        .put_bytes(key, bytes, &part_headers(), None)
+        .await
+        .map(drop)
+        .map_err(|source| Error::Bucket {
+            what: "cannot write the manifest",
+            bucket: bucket.name().to_string(),
+            key: key.to_string(),
+            source,
+        })
+}
+
+/// Writes in two waves, everything else then HTML: pages go up only once every asset they may
+/// reference is in place. A write whose old bytes must be kept first is not attempted when the
+/// copy fails.
+async fn run_writes<B: Bucket>(
+    bucket: &B,
+    job: &Job,
+    plan: &Plan,
+    done: &mut Executed,
+    lease: &Lease<'_, B>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) {
+    progress.event(Event::Writing {
+        files: plan.writes.len(),
+        bytes: plan.upload_bytes(),
+    });
+    let first_html = plan
+        .writes
+        .iter()
+        .position(|w| w.html)
+        .unwrap_or(plan.writes.len());
+    write_range(
+        bucket,
+        job,
+        plan,
+        0..first_html,
+        done,
+        lease,
+        progress,
+        cancel,
+    )
+    .await;
+    if done.outcomes.writes[..first_html]
+        .iter()
+        .all(|o| *o == Outcome::Done)
+    {
+        let html = first_html..plan.writes.len();
+        write_range(bucket, job, plan, html, done, lease, progress, cancel).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_range<B: Bucket>(
     bucket: &B,
     job: &Job,
     plan: &Plan,
     range: std::ops::Range<usize>,
     done: &mut Executed,
+    lease: &Lease<'_, B>,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) {
     let sent = |bytes| progress.event(Event::Sent { bytes });
-    let results: Vec<(usize, Option<Result<(), BucketError>>)> = stream::iter(range)
+    type One = (
+        usize,
+        Option<Outcome>,
+        Outcome,
+        Option<String>,
+        Option<String>,
+    );
+    let results: Vec<One> = stream::iter(range)
         .map(|i| {
-            let upload = &plan.uploads[i];
+            let w = &plan.writes[i];
             let sent = &sent;
             async move {
-                if cancel.is_cancelled() {
-                    return (i, None);
+                let keep_outcome = w.keep.as_ref().map(|_| Outcome::Skipped);
+                if cancel.is_cancelled() || lease.lost().is_some() {
+                    return (i, keep_outcome, Outcome::Skipped, None, None);
                 }
-                let result = bucket.upload(upload, sent).await;
-                // Reported as each file finishes, not when the whole group has.
-                match &result {
-                    Ok(()) => progress.event(Event::Uploaded {
-                        key: &upload.key,
-                        size: upload.size,
-                    }),
-                    Err(error) => progress.event(Event::UploadFailed {
-                        key: &upload.key,
-                        error,
-                    }),
+                let mut keep_outcome = keep_outcome;
+                if let Some(k) = &w.keep {
+                    match bucket.keep(&w.key, k).await {
+                        Ok(()) => {
+                            keep_outcome = Some(Outcome::Done);
+                            progress.event(Event::Kept { key: &w.key });
+                        }
+                        Err(error) => {
+                            progress.event(Event::WriteFailed {
+                                key: &w.key,
+                                error: &error,
+                            });
+                            let msg = format!(
+                                "keeping a copy of the old bytes for rollbacks failed, so it was not overwritten: {error}; {}",
+                                error.hint(bucket.name(), crate::cli::program_name())
+                            );
+                            return (i, Some(Outcome::Failed), Outcome::Skipped, None, Some(msg));
+                        }
+                    }
                 }
-                (i, Some(result))
+                let result = bucket.write(w, sent, cancel).await;
+                match result {
+                    Ok(version) => {
+                        progress.event(Event::Wrote {
+                            key: &w.key,
+                            size: w.size,
+                            copied: !matches!(w.source, Source::File(_)),
+                        });
+                        (i, keep_outcome, Outcome::Done, version, None)
+                    }
+                    Err(BucketError::Stopped) => (i, keep_outcome, Outcome::Skipped, None, None),
+                    Err(error) => {
+                        progress.event(Event::WriteFailed {
+                            key: &w.key,
+                            error: &error,
+                        });
+                        let msg = format!("{error}; {}", error.hint(bucket.name(), crate::cli::program_name()));
+                        (i, keep_outcome, Outcome::Failed, None, Some(msg))
+                    }
+                }
             }
         })
         .buffer_unordered(job.concurrency.max(1))
         .collect()
         .await;
-    for (i, result) in results {
-        let upload = &plan.uploads[i];
-        match result {
-            None => {}
-            Some(Ok(())) => {
-                done.uploads[i] = Outcome::Done;
-                done.bytes_sent += upload.size;
-            }
-            Some(Err(error)) => {
-                done.uploads[i] = Outcome::Failed;
-                done.failures.push(Failure {
-                    key: upload.key.clone(),
-                    error: format!("{error}; {}", error.hint(bucket.name())),
-                });
-            }
+    for (i, keep, outcome, version, error) in results {
+        let w = &plan.writes[i];
+        done.outcomes.writes[i] = outcome;
+        done.outcomes.versions[i] = version;
+        done.outcomes.keeps[i] = keep;
+        if outcome == Outcome::Done && matches!(w.source, Source::File(_)) {
+            done.bytes_sent += w.size;
+        }
+        if let Some(error) = error {
+            done.failures.push(Failure {
+                key: w.key.clone(),
+                error,
+            });
         }
     }
 }
 
-/// Keys that stay as they are, so the planner can count what a wildcard would evict.
-pub fn unchanged_keys<'a>(
-    known: impl Iterator<Item = &'a String>,
-    stale: &[(String, Change)],
-) -> Vec<String> {
-    let stale: std::collections::BTreeSet<&str> = stale.iter().map(|(k, _)| k.as_str()).collect();
-    known
-        .filter(|k| !stale.contains(k.as_str()))
-        .cloned()
-        .collect()
+/// Kept copies first, then one batch of deletes (site files whose copy landed, and state
+/// objects nothing refers to any more). Returns the state objects deleted.
+async fn run_deletes<B: Bucket>(
+    bucket: &B,
+    plan: &Plan,
+    garbage: &[String],
+    done: &mut Executed,
+    progress: &dyn Progress,
+) -> BTreeSet<String> {
+    let mut keys = Vec::new();
+    let mut index = Vec::new();
+    for (i, d) in plan.deletes.iter().enumerate() {
+        if let Some(k) = &d.keep {
+            match bucket.keep(&d.key, k).await {
+                Ok(()) => done.outcomes.delete_keeps[i] = Some(Outcome::Done),
+                Err(error) => {
+                    done.outcomes.delete_keeps[i] = Some(Outcome::Failed);
+                    done.failures.push(Failure {
+                        key: d.key.clone(),
+                        error: format!(
+                            "keeping a copy for rollbacks failed, so it was not deleted: {error}"
+                        ),
+                    });
+                    continue;
+                }
+            }
+        }
+        keys.push(d.key.clone());
+        index.push(Some(i));
+    }
+    for g in garbage {
+        keys.push(g.clone());
+        index.push(None);
+    }
+    let mut gone = BTreeSet::new();
+    if keys.is_empty() {
+        return gone;
+    }
+    let results = bucket.delete(&keys).await;
+    for ((key, slot), result) in keys.iter().zip(index).zip(results) {
+        match (slot, result) {
+            (Some(i), Ok(())) => {
+                done.outcomes.deletes[i] = Outcome::Done;
+                progress.event(Event::Deleted { key });
+            }
+            (Some(i), Err(error)) => {
+                done.outcomes.deletes[i] = Outcome::Failed;
+                progress.event(Event::DeleteFailed { key, error: &error });
+                done.failures.push(Failure {
+                    key: key.clone(),
+                    error: error.to_string(),
+                });
+            }
+            (None, Ok(())) => {
+                gone.insert(key.clone());
+            }
+            // A state object that could not be deleted stays listed for the next deploy.
+            (None, Err(_)) => {}
+        }
+    }
+    gone
+}
+
+/// Aborts the multipart uploads an interrupted deploy left on keys this target knows.
+async fn abort_leftovers<B: Bucket>(
+    bucket: &B,
+    job: &Job,
+    view: &View,
+    now: i64,
+    progress: &dyn Progress,
+) -> usize {
+    let Ok(list) = bucket.unfinished(&job.layout.prefix).await else {
+        return 0;
+    };
+    let mut aborted = 0;
+    for u in list {
+        let ours = view.current(&u.key).is_some() || !view.is_known(&u.key);
+        if ours
+            && !job.layout.is_reserved(&u.key)
+            && u.initiated <= now
+            && bucket.abort(&u.key, &u.upload_id).await.is_ok()
+        {
+            progress.event(Event::Aborted { key: &u.key });
+            aborted += 1;
+        }
+    }
+    aborted
 }
 
 /// Plans one distribution's batch against the invalidations already in flight.
-pub async fn batch<C: Cdn>(
-    cdn: &C,
+pub fn batch(
     target: &Serving,
     job: &Job,
     stale: &[(String, Change)],
     unchanged: &[String],
-) -> Result<Option<Batch>, CdnOrFull> {
-    let in_flight = cdn.in_flight(&target.id).await.map_err(CdnOrFull::Cdn)?;
+    in_flight: InFlight,
+) -> Result<Option<Batch>, InvalidationError> {
     let dist = invalidation::Distribution {
         id: target.id.clone(),
         origin_path: target.origin_path.clone(),
@@ -520,9 +776,9 @@ pub async fn batch<C: Cdn>(
         unchanged,
         max_paths: job.max_paths,
         in_flight,
-        deploy_id: &job.deploy_id,
+        deploy_id: &job.deploy.id,
     };
-    invalidation::plan(&dist, &input).map_err(CdnOrFull::Full)
+    invalidation::plan(&dist, &input)
 }
 
 /// Why a batch could not be sent.
@@ -541,22 +797,28 @@ impl std::fmt::Display for CdnOrFull {
     }
 }
 
-/// Waits between attempts when CloudFront has too many invalidations in progress: about a
-/// minute and a half in all, the time a few invalidations take to complete.
-pub const CDN_BACKOFF: [u64; 5] = [2, 5, 10, 20, 40];
-
+#[allow(clippy::too_many_arguments)]
 async fn invalidate<C: Cdn>(
     cdn: &C,
     target: &Serving,
     job: &Job,
     stale: &[(String, Change)],
     unchanged: &[String],
+    prefetched: Result<InFlight, CdnError>,
     progress: &dyn Progress,
 ) -> Invalidated {
     let mut result = Invalidated::nothing(&target.id);
     let mut waits = job.cdn_backoff.iter();
+    let mut flight = Some(prefetched);
     loop {
-        let attempt = match batch(cdn, target, job, stale, unchanged).await {
+        let in_flight = match flight.take() {
+            Some(f) => f,
+            None => cdn.in_flight(&target.id).await,
+        };
+        let attempt = match in_flight
+            .map_err(CdnOrFull::Cdn)
+            .and_then(|f| batch(target, job, stale, unchanged, f).map_err(CdnOrFull::Full))
+        {
             Ok(None) => return result,
             Ok(Some(b)) => {
                 result.paths = b.paths.clone();
@@ -586,12 +848,11 @@ async fn invalidate<C: Cdn>(
                 return result;
             }
             (Err(_), Some(after)) if busy => {
-                let after = *after;
                 progress.event(Event::Retrying {
                     what: "CloudFront has too many invalidations in progress",
-                    after,
+                    after: *after,
                 });
-                tokio::time::sleep(after).await;
+                tokio::time::sleep(*after).await;
             }
             (Err(e), _) => {
                 let error = e.to_string();
@@ -603,494 +864,5 @@ async fn invalidate<C: Cdn>(
                 return result;
             }
         }
-    }
-}
-
-/// Takes the lock with a create-only write; a lock past its expiry is taken over with a write
-/// conditioned on its ETag, so two deploys can never both take over the same stale lock.
-async fn take_lock<B: Bucket>(bucket: &B, job: &Job) -> Result<String, Error> {
-    let now = OffsetDateTime::now_utc();
-    let ttl = time::Duration::try_from(job.lock_ttl).unwrap_or(time::Duration::HOUR);
-    let lock = Lock {
-        holder: job.holder.clone(),
-        started: rfc3339(now),
-        expires: rfc3339(now + ttl),
-        tool_version: job.deploy.tool_version.clone(),
-    };
-    let bucket_error = |source| Error::Bucket {
-        what: "cannot take the deploy lock",
-        bucket: bucket.name().to_string(),
-        key: job.lock_key.clone(),
-        source,
-    };
-    let mut precondition = Precondition::IfAbsent;
-    for _ in 0..3 {
-        match bucket
-            .put_bytes(
-                &job.lock_key,
-                lock.encode(),
-                &lock_headers(),
-                Some(precondition.clone()),
-            )
-            .await
-        {
-            Ok(etag) => return Ok(etag),
-            Err(BucketError::PreconditionFailed) => {}
-            Err(e) => return Err(bucket_error(e)),
-        }
-        match bucket
-            .get(&job.lock_key, None)
-            .await
-            .map_err(bucket_error)?
-        {
-            // Released in the meantime: try again.
-            Fetch::Missing | Fetch::NotModified => precondition = Precondition::IfAbsent,
-            Fetch::Found { body, etag } => {
-                let held = Lock::decode(&body);
-                let expired = held
-                    .as_ref()
-                    .and_then(|l| OffsetDateTime::parse(&l.expires, &Rfc3339).ok())
-                    .is_some_and(|t| t < now);
-                if !expired {
-                    let held = held.unwrap_or_else(|| Lock {
-                        holder: "unknown (the lock object is not readable)".into(),
-                        started: "?".into(),
-                        expires: "never".into(),
-                        tool_version: String::new(),
-                    });
-                    return Err(Error::Locked {
-                        bucket: bucket.name().to_string(),
-                        key: job.lock_key.clone(),
-                        holder: held.holder,
-                        started: held.started,
-                        expires: held.expires,
-                    });
-                }
-                precondition = Precondition::IfMatch(etag);
-            }
-        }
-    }
-    Err(Error::Conflict {
-        bucket: bucket.name().to_string(),
-        key: job.lock_key.clone(),
-    })
-}
-
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&Rfc3339)
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    //! The executor's decisions against an in-memory bucket that can fail on cue and simulate a
-    //! second deploy; the real S3 API is exercised by the end-to-end tests.
-
-    use std::collections::{BTreeMap, BTreeSet};
-    use std::path::PathBuf;
-    use std::sync::Mutex;
-
-    use super::*;
-    use crate::decide::distribution::DistributionFacts;
-    use crate::local::headers::default_headers;
-    use crate::decide::invalidation::InFlight;
-    use crate::state::manifest::Entry;
-
-    type Hook = Box<dyn Fn(&str, &mut BTreeMap<String, (Vec<u8>, String)>) + Send + Sync>;
-
-    #[derive(Default)]
-    struct MemBucket {
-        objects: Mutex<BTreeMap<String, (Vec<u8>, String)>>,
-        counter: Mutex<u64>,
-        deny: BTreeSet<String>,
-        /// Runs before each write with the key written: lets a test act as a second deploy.
-        hook: Option<Hook>,
-    }
-
-    impl MemBucket {
-        fn etag(&self) -> String {
-            let mut c = self.counter.lock().expect("lock");
-            *c += 1;
-            format!("\"{c}\"")
-        }
-
-        fn write(&self, key: &str, body: Vec<u8>) -> String {
-            let etag = self.etag();
-            let mut objects = self.objects.lock().expect("lock");
-            if let Some(hook) = &self.hook {
-                hook(key, &mut objects);
-            }
-            objects.insert(key.to_string(), (body, etag.clone()));
-            etag
-        }
-
-        fn manifest(&self) -> Manifest {
-            let objects = self.objects.lock().expect("lock");
-            Manifest::decode(&objects[".cdn-deploy/manifest.json"].0).expect("manifest")
-        }
-    }
-
-    impl Bucket for MemBucket {
-        fn name(&self) -> &str {
-            "mem"
-        }
-
-        async fn get(&self, key: &str, _: Option<&str>) -> Result<Fetch, BucketError> {
-            let objects = self.objects.lock().expect("lock");
-            Ok(match objects.get(key) {
-                Some((body, etag)) => Fetch::Found {
-                    body: body.clone(),
-                    etag: etag.clone(),
-                },
-                None => Fetch::Missing,
-            })
-        }
-
-        async fn put_bytes(
-            &self,
-            key: &str,
-            body: Vec<u8>,
-            _: &Headers,
-            precondition: Option<Precondition>,
-        ) -> Result<String, BucketError> {
-            {
-                let objects = self.objects.lock().expect("lock");
-                let current = objects.get(key).map(|(_, e)| e.clone());
-                let ok = match &precondition {
-                    None => true,
-                    Some(Precondition::IfAbsent) => current.is_none(),
-                    Some(Precondition::IfMatch(e)) => current.as_ref() == Some(e),
-                };
-                if !ok {
-                    return Err(BucketError::PreconditionFailed);
-                }
-            }
-            Ok(self.write(key, body))
-        }
-
-        async fn upload(
-            &self,
-            upload: &plan::Upload,
-            progress: &(dyn Fn(u64) + Send + Sync),
-        ) -> Result<(), BucketError> {
-            if self.deny.contains(&upload.key) {
-                return Err(BucketError::AccessDenied(String::new()));
-            }
-            self.write(&upload.key, upload.sha256.to_vec());
-            progress(upload.size);
-            Ok(())
-        }
-
-        async fn delete(&self, keys: &[String]) -> Vec<Result<(), BucketError>> {
-            let mut objects = self.objects.lock().expect("lock");
-            keys.iter()
-                .map(|k| {
-                    objects.remove(k);
-                    Ok(())
-                })
-                .collect()
-        }
-
-        async fn delete_if(&self, key: &str, etag: &str) -> Result<(), BucketError> {
-            let mut objects = self.objects.lock().expect("lock");
-            match objects.get(key) {
-                Some((_, e)) if e == etag => {
-                    objects.remove(key);
-                    Ok(())
-                }
-                _ => Err(BucketError::PreconditionFailed),
-            }
-        }
-    }
-
-    /// A CDN that accepts everything and records the batches; `busy` answers
-    /// TooManyInvalidationsInProgress that many times first.
-    #[derive(Default)]
-    struct MemCdn {
-        sent: Mutex<Vec<(String, Vec<String>)>>,
-        refuse: bool,
-        busy: Mutex<usize>,
-    }
-
-    impl Cdn for MemCdn {
-        async fn distributions(&self) -> Result<Vec<DistributionFacts>, CdnError> {
-            Ok(Vec::new())
-        }
-        async fn distribution(&self, id: &str) -> Result<DistributionFacts, CdnError> {
-            Err(CdnError::NoSuchDistribution(id.into()))
-        }
-        async fn in_flight(&self, _: &str) -> Result<InFlight, CdnError> {
-            Ok(InFlight::default())
-        }
-        async fn invalidate(
-            &self,
-            id: &str,
-            paths: &[String],
-            _: &str,
-        ) -> Result<String, CdnError> {
-            if self.refuse {
-                return Err(CdnError::AccessDenied(String::new()));
-            }
-            let mut busy = self.busy.lock().expect("lock");
-            if *busy > 0 {
-                *busy -= 1;
-                return Err(CdnError::TooManyInProgress);
-            }
-            self.sent
-                .lock()
-                .expect("lock")
-                .push((id.to_string(), paths.to_vec()));
-            Ok("I1".into())
-        }
-        async fn status(&self, _: &str, _: &str) -> Result<String, CdnError> {
-            Ok("Completed".into())
-        }
-    }
-
-    struct Quiet;
-    impl Progress for Quiet {
-        fn event(&self, _: Event<'_>) {}
-    }
-
-    fn local(files: &[(&str, u8)]) -> Vec<(LocalFile, Headers)> {
-        files
-            .iter()
-            .map(|(rel, byte)| {
-                (
-                    LocalFile {
-                        path: PathBuf::from(rel),
-                        rel: rel.to_string(),
-                        key: rel.to_string(),
-                        size: 1,
-                        sha256: [*byte; 32],
-                    },
-                    default_headers(rel),
-                )
-            })
-            .collect()
-    }
-
-    fn job(distributions: &[&str]) -> Job {
-        Job {
-            manifest_key: ".cdn-deploy/manifest.json".into(),
-            lock_key: ".cdn-deploy/lock.json".into(),
-            holder: "test".into(),
-            lock_ttl: Duration::from_secs(60),
-            deploy: DeployInfo::default(),
-            concurrency: 4,
-            distributions: distributions
-                .iter()
-                .map(|id| Serving {
-                    id: id.to_string(),
-                    bucket: "mem".into(),
-                    origin_path: String::new(),
-                })
-                .collect(),
-            max_paths: 100,
-            deploy_id: "d1".into(),
-            cdn_backoff: vec![Duration::ZERO; CDN_BACKOFF.len()],
-        }
-    }
-
-    fn run(
-        bucket: &MemBucket,
-        cdn: &MemCdn,
-        job: &Job,
-        files: &[(LocalFile, Headers)],
-        cancel: &Cancel,
-    ) -> Result<Executed, Error> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let remote = read_manifest(bucket, &job.manifest_key).await?;
-            let opts = PlanOptions::default();
-            let plan = plan::plan(files, remote.manifest.as_ref(), &opts)?;
-            execute(
-                Stores { bucket, cdn },
-                job,
-                Inputs {
-                    local: files,
-                    opts: &opts,
-                },
-                (remote, plan),
-                &Quiet,
-                cancel,
-            )
-            .await
-        })
-    }
-
-    fn entry(byte: u8, rel: &str) -> Entry {
-        Entry {
-            sha256: Some(hex::encode([byte; 32])),
-            size: 1,
-            headers: default_headers(rel),
-        }
-    }
-
-    #[test]
-    fn a_manifest_changed_before_the_lock_is_planned_against_again() {
-        // Between our read and our lock, another deploy uploaded a.css and recorded it.
-        let mut bucket = MemBucket::default();
-        let first_lock = Mutex::new(true);
-        bucket.hook = Some(Box::new(move |key, objects| {
-            let mut first = first_lock.lock().expect("lock");
-            if key.ends_with("lock.json") && *first {
-                *first = false;
-                let mut m = Manifest::new(DeployInfo::default());
-                m.files.insert("a.css".into(), entry(1, "a.css"));
-                objects.insert("a.css".into(), (vec![1; 32], "\"x1\"".into()));
-                objects.insert(
-                    ".cdn-deploy/manifest.json".into(),
-                    (m.encode(), "\"x2\"".into()),
-                );
-            }
-        }));
-        let files = local(&[("a.css", 1), ("b.html", 2)]);
-        let done = run(
-            &bucket,
-            &MemCdn::default(),
-            &job(&[]),
-            &files,
-            &Cancel::default(),
-        )
-        .expect("deploy");
-        let uploaded: Vec<&str> = done.uploaded().map(|u| u.key.as_str()).collect();
-        assert_eq!(uploaded, ["b.html"], "a.css was already there");
-        assert_eq!(done.plan.unchanged, ["a.css"]);
-        let m = bucket.manifest();
-        assert_eq!(m.files.len(), 2);
-        assert!(!m.deploy.in_progress);
-        assert!(!bucket
-            .objects
-            .lock()
-            .expect("lock")
-            .contains_key(".cdn-deploy/lock.json"));
-    }
-
-    #[test]
-    fn a_manifest_changed_during_the_deploy_is_a_conflict() {
-        let bucket = MemBucket {
-            hook: Some(Box::new(|key, objects| {
-                if key == "b.html" {
-                    objects.insert(
-                        ".cdn-deploy/manifest.json".into(),
-                        (
-                            Manifest::new(DeployInfo::default()).encode(),
-                            "\"other\"".into(),
-                        ),
-                    );
-                }
-            })),
-            ..MemBucket::default()
-        };
-        let files = local(&[("a.css", 1), ("b.html", 2)]);
-        let err = run(
-            &bucket,
-            &MemCdn::default(),
-            &job(&[]),
-            &files,
-            &Cancel::default(),
-        )
-        .expect_err("conflict");
-        assert_eq!(err.exit_code(), crate::error::code::CONFLICT, "{err}");
-        assert!(!bucket
-            .objects
-            .lock()
-            .expect("lock")
-            .contains_key(".cdn-deploy/lock.json"));
-    }
-
-    #[test]
-    fn interrupted_before_uploading_records_nothing_new() {
-        let bucket = MemBucket::default();
-        let cancel = Cancel::default();
-        cancel.cancel(130);
-        let files = local(&[("a.css", 1), ("b.html", 2)]);
-        let done = run(&bucket, &MemCdn::default(), &job(&[]), &files, &cancel).expect("deploy");
-        assert_eq!(done.interrupted, Some(130));
-        assert!(done.uploads.iter().all(|o| *o == Outcome::Skipped));
-        assert!(bucket.manifest().files.is_empty());
-    }
-
-    #[test]
-    fn failed_asset_holds_back_pages_and_deletes() {
-        let mut bucket = MemBucket {
-            deny: ["a.css".to_string()].into(),
-            ..MemBucket::default()
-        };
-        let mut m = Manifest::new(DeployInfo::default());
-        m.files.insert("old.css".into(), entry(9, "old.css"));
-        bucket.objects.get_mut().expect("lock").insert(
-            ".cdn-deploy/manifest.json".into(),
-            (m.encode(), "\"m\"".into()),
-        );
-        let files = local(&[("a.css", 1), ("c.png", 3), ("b.html", 2)]);
-        let cdn = MemCdn::default();
-        let done = run(&bucket, &cdn, &job(&["E1"]), &files, &Cancel::default()).expect("deploy");
-        assert_eq!(
-            done.uploads,
-            [Outcome::Failed, Outcome::Done, Outcome::Skipped]
-        );
-        assert_eq!(done.deletes, [Outcome::Skipped]);
-        let m = bucket.manifest();
-        assert_eq!(m.files["a.css"].sha256, None);
-        assert!(m.files.contains_key("old.css"), "not deleted, still known");
-        assert!(!m.files.contains_key("b.html"));
-        // Only what landed and may have been cached is invalidated.
-        assert_eq!(
-            *cdn.sent.lock().expect("lock"),
-            [("E1".to_string(), vec!["/c.png".to_string()])]
-        );
-    }
-
-    #[test]
-    fn a_busy_cloudfront_is_retried_then_given_up_on() {
-        let files = local(&[("a.css", 1)]);
-        let cdn = MemCdn {
-            busy: Mutex::new(2),
-            ..MemCdn::default()
-        };
-        let done = run(
-            &MemBucket::default(),
-            &cdn,
-            &job(&["E1"]),
-            &files,
-            &Cancel::default(),
-        )
-        .expect("deploy");
-        assert!(!done.invalidation_failed(), "{:?}", done.invalidations);
-        assert_eq!(cdn.sent.lock().expect("lock").len(), 1);
-
-        let bucket = MemBucket::default();
-        let cdn = MemCdn {
-            busy: Mutex::new(usize::MAX),
-            ..MemCdn::default()
-        };
-        let done = run(&bucket, &cdn, &job(&["E1"]), &files, &Cancel::default()).expect("deploy");
-        assert!(done.invalidation_failed());
-        assert!(bucket.manifest().pending_invalidation.contains("a.css"));
-    }
-
-    #[test]
-    fn a_refused_invalidation_stays_pending() {
-        let bucket = MemBucket::default();
-        let cdn = MemCdn {
-            refuse: true,
-            ..MemCdn::default()
-        };
-        let files = local(&[("a.css", 1)]);
-        let done = run(&bucket, &cdn, &job(&["E1"]), &files, &Cancel::default()).expect("deploy");
-        assert!(done.invalidation_failed());
-        let m = bucket.manifest();
-        assert!(m.pending_invalidation.contains("a.css"));
-        assert!(
-            m.files["a.css"].sha256.is_some(),
-            "the upload itself landed"
-        );
     }
 }

@@ -2,3 +2,10 @@
 
 pub mod deploy;
 pub mod execute;
+pub mod history;
+pub mod lease;
+pub mod remote;
+pub mod rollback;
+pub mod signals;
+pub mod unlock;
+pub mod verify;

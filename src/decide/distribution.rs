@@ -28,6 +28,8 @@ pub struct Serving {
     pub bucket: String,
     /// "" or `/path`.
     pub origin_path: String,
+    /// The host visitors reach it by: its first alias, else its `*.cloudfront.net` name.
+    pub host: String,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -182,6 +184,12 @@ pub fn serving(dist: &DistributionFacts, bucket: Option<&str>) -> Result<Serving
         id: dist.id.clone(),
         bucket: chosen.0.clone(),
         origin_path: chosen.1.origin_path.trim_end_matches('/').to_string(),
+        host: dist
+            .aliases
+            .iter()
+            .find(|a| !a.starts_with('*'))
+            .cloned()
+            .unwrap_or_else(|| dist.domain_name.clone()),
     })
 }
 

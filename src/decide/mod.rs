@@ -4,3 +4,4 @@
 pub mod distribution;
 pub mod invalidation;
 pub mod plan;
+pub mod rollback;

@@ -1,26 +1,44 @@
-//! The deploy plan: which local files to upload (and why), which known keys to delete, which are
-//! unchanged, and what the manifest says before, during and after the deploy. Pure: no I/O.
+//! The deploy plan: for every key the build and the manifest's known ranges hold, what happens
+//! to it (upload, header update, keep a copy first, retire, revive, leave in place, delete,
+//! expire), the guards that refuse a destructive plan, and the records the manifest holds
+//! before (intent) and after (settle) the writes. Pure: no I/O.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::local::headers::{is_html, Headers};
 use crate::decide::invalidation::Change;
-use crate::state::manifest::{DeployInfo, Entry, Manifest};
+use crate::local::headers::{is_html, Headers};
 use crate::local::scan::LocalFile;
+use crate::state::entry::{Entry, Life, Sha};
+use crate::state::layout::Layout;
+use crate::state::view::Changes;
 
 /// The default `--max-delete`: large enough for any ordinary rebuild, small enough to stop a
 /// deploy of the wrong folder from emptying a site.
 pub const DEFAULT_MAX_DELETE: usize = 256;
+/// The proportional guard only speaks up past this many removals: removing 3 of a 4-page site
+/// is an ordinary edit.
+pub const MASS_DELETE_FLOOR: usize = 5;
+/// S3 copies objects server-side up to this size in one request.
+pub const COPY_MAX: u64 = 5 * 1024 * 1024 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanOptions {
     pub force: bool,
     /// `false` with `--no-delete`: removed files stay in the bucket and in the manifest.
     pub delete: bool,
+    /// Delete files an earlier deploy uploaded that `--exclude` now leaves out.
+    pub delete_excluded: bool,
     pub max_delete: usize,
+    /// Skip the proportional and root-page delete guards.
+    pub allow_mass_delete: bool,
+    /// Seconds a retired content-hashed file stays; 0 deletes at once.
+    pub keep_old_assets: i64,
+    /// Keep a copy of the mutable objects a deploy overwrites or deletes, for rollbacks.
+    pub keep_copies: bool,
 }
 
 impl Default for PlanOptions {
@@ -28,9 +46,24 @@ impl Default for PlanOptions {
         PlanOptions {
             force: false,
             delete: true,
+            delete_excluded: false,
             max_delete: DEFAULT_MAX_DELETE,
+            allow_mass_delete: false,
+            keep_old_assets: 7 * 86_400,
+            keep_copies: true,
         }
     }
+}
+
+/// Facts of this run the plan depends on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Moment {
+    /// Unix seconds.
+    pub now: i64,
+    /// This deploy's number.
+    pub seq: u64,
+    /// The lowest deploy number the history holds once this deploy is recorded.
+    pub oldest_kept: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -40,6 +73,8 @@ pub enum Reason {
     Content,
     Headers,
     Forced,
+    /// A rollback puts back an earlier deploy's object.
+    Restore,
 }
 
 impl Reason {
@@ -49,48 +84,126 @@ impl Reason {
             Reason::Content => "content",
             Reason::Headers => "headers",
             Reason::Forced => "forced",
+            Reason::Restore => "restore",
         }
     }
 }
 
+/// Where the bytes of a write come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Upload {
-    pub key: String,
-    pub rel: String,
-    pub path: PathBuf,
+pub enum Source {
+    /// The build folder.
+    File(PathBuf),
+    /// The object itself, copied onto itself with new headers: nothing is sent.
+    Restyle,
+    /// Another object in the bucket (a kept copy, or an older version of the key).
+    Copy {
+        from: String,
+        version: Option<String>,
+    },
+}
+
+/// A server-side copy of an object's current bytes to the kept store, made before the object
+/// is overwritten or deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keep {
+    pub to: String,
+    pub sha256: Sha,
     pub size: u64,
-    pub sha256: [u8; 32],
-    pub headers: Headers,
+    pub gzip: bool,
+    /// The version to copy, on a bucket that keeps versions.
+    pub version: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub key: String,
+    pub source: Source,
+    pub size: u64,
+    pub sha256: Sha,
+    /// Per-part sha256 of a large file, taken while scanning.
+    pub parts: Option<Arc<[Sha]>>,
+    pub headers: Arc<Headers>,
     pub reason: Reason,
     pub html: bool,
+    pub keep: Option<Keep>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeleteKind {
+    /// A page or other mutable file that left the build: deleted and invalidated.
+    Removed,
+    /// A retired content-hashed file past its window: deleted, nothing to invalidate.
+    Expired,
+    /// A kept copy no kept deploy needs any more.
+    Garbage,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delete {
     pub key: String,
     pub size: u64,
+    pub kind: DeleteKind,
+    pub keep: Option<Keep>,
+}
+
+/// Why a record stays in the bucket although the build no longer has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeftWhy {
+    Excluded,
+    NoDelete,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     /// Everything that is not HTML first, then HTML, each group sorted by key.
-    pub uploads: Vec<Upload>,
-    /// Sorted by key; run after every upload has landed.
+    pub writes: Vec<Write>,
+    /// Sorted by key; run after every write has landed.
     pub deletes: Vec<Delete>,
-    pub unchanged: Vec<String>,
-    /// Keys that would be deleted but for `--no-delete`.
-    pub kept: Vec<String>,
-    /// Keys a previous deploy changed without a successful invalidation.
+    /// Content-hashed files that left the build: they stay, recorded as retired.
+    pub retire: Vec<String>,
+    /// Retired or left files back in the build with the same bytes and headers: live again,
+    /// nothing sent.
+    pub revive: Vec<String>,
+    /// Files not in the build that stay in place, newly so in this deploy.
+    pub left: Vec<(String, LeftWhy)>,
+    /// Files not in the build that stayed in place in an earlier deploy and still do.
+    pub still_left: usize,
+    /// Retired files still inside their window.
+    pub still_retired: usize,
+    pub unchanged: usize,
+    /// Keys an earlier deploy changed without a successful invalidation.
     pub pending: Vec<String>,
+    /// Kept copies that already hold bytes this deploy would keep: recorded as needed for
+    /// longer, not copied again.
+    pub bumps: Vec<String>,
 }
 
 impl Plan {
+    /// No write, no delete, and no record to change.
     pub fn is_empty(&self) -> bool {
-        self.uploads.is_empty() && self.deletes.is_empty()
+        self.writes.is_empty()
+            && self.deletes.is_empty()
+            && self.retire.is_empty()
+            && self.revive.is_empty()
+            && self.left.is_empty()
     }
 
+    /// Bytes read from the build folder and sent.
     pub fn upload_bytes(&self) -> u64 {
-        self.uploads.iter().map(|u| u.size).sum()
+        self.writes
+            .iter()
+            .filter(|w| matches!(w.source, Source::File(_)))
+            .map(|w| w.size)
+            .sum()
+    }
+
+    pub fn site_deletes(&self) -> impl Iterator<Item = &Delete> {
+        self.deletes
+            .iter()
+            .filter(|d| d.kind != DeleteKind::Garbage)
     }
 }
 
@@ -98,114 +211,246 @@ impl Plan {
 pub enum PlanError {
     #[error("refusing to delete {count} objects (the limit is {max}): check that this is the right build folder, then pass --max-delete {count} (or --no-delete)")]
     TooManyDeletes { count: usize, max: usize },
+    #[error("refusing to remove {count} of the {known} files the last deploy left live (more than half): check that this is the right build folder; if the site really shrinks this much, pass --allow-mass-delete")]
+    MassDelete { count: usize, known: u64 },
+    #[error("refusing to delete the site's root page {key}: the new build has no index.html at its top; check the build folder, or pass --allow-mass-delete if the site really has no root page")]
+    RootPage { key: String },
 }
 
-/// Compares the local files, with the headers they would be uploaded with, against the manifest.
-pub fn plan(
-    local: &[(LocalFile, Headers)],
-    manifest: Option<&Manifest>,
-    opts: &PlanOptions,
-) -> Result<Plan, PlanError> {
-    let mut plan = Plan::default();
-    let mut html = Vec::new();
-    for (file, headers) in local {
-        let known = manifest.and_then(|m| m.files.get(&file.key));
-        let hash = hex::encode(file.sha256);
-        let reason = match known {
-            None => Some(Reason::New),
-            Some(e) if e.sha256.as_deref() != Some(hash.as_str()) || e.size != file.size => {
-                Some(Reason::Content)
-            }
-            Some(e) if &e.headers != headers => Some(Reason::Headers),
-            Some(_) if opts.force => Some(Reason::Forced),
-            Some(_) => None,
-        };
-        let Some(reason) = reason else {
-            plan.unchanged.push(file.key.clone());
-            continue;
-        };
-        let upload = Upload {
-            key: file.key.clone(),
-            rel: file.rel.clone(),
-            path: file.path.clone(),
-            size: file.size,
-            sha256: file.sha256,
-            headers: headers.clone(),
-            reason,
-            html: is_html(&file.rel),
-        };
-        if upload.html {
-            html.push(upload);
-        } else {
-            plan.uploads.push(upload);
-        }
-    }
-    plan.uploads.sort_by(|a, b| a.key.cmp(&b.key));
-    html.sort_by(|a, b| a.key.cmp(&b.key));
-    plan.uploads.extend(html);
-    plan.unchanged.sort();
+/// One file of the build with the headers it would be uploaded with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Local {
+    pub file: LocalFile,
+    pub headers: Arc<Headers>,
+}
 
-    if let Some(m) = manifest {
-        plan.pending = m.pending_invalidation.iter().cloned().collect();
-        let present: BTreeSet<&str> = local.iter().map(|(f, _)| f.key.as_str()).collect();
-        for (key, entry) in &m.files {
-            if present.contains(key.as_str()) {
-                continue;
+/// What the plan needs to know about the manifest.
+pub struct Known<'a> {
+    pub layout: &'a Layout,
+    /// Every known record in key order (the chunks read, with the delta applied).
+    pub records: Vec<(&'a String, &'a Entry)>,
+    /// Whether a key lies in a range whose records are known.
+    pub is_known: &'a dyn Fn(&str) -> bool,
+    /// Live records in the whole manifest, read or not.
+    pub live: u64,
+    pub pending: Vec<String>,
+}
+
+/// Compares the build with the known part of the manifest. `excluded` says whether a path
+/// (relative to the build folder) is left out by `--exclude`.
+pub fn plan(
+    local: &[Local],
+    known: &Known,
+    opts: &PlanOptions,
+    moment: Moment,
+    excluded: &dyn Fn(&str) -> bool,
+) -> Result<Plan, PlanError> {
+    let layout = known.layout;
+    let mut plan = Plan {
+        pending: known.pending.clone(),
+        ..Plan::default()
+    };
+    let records: BTreeMap<&str, &Entry> = known
+        .records
+        .iter()
+        .map(|(k, e)| (k.as_str(), *e))
+        .collect();
+    let mut html = Vec::new();
+    let mut present = std::collections::HashSet::new();
+    for l in local {
+        let f = &l.file;
+        present.insert(f.key.as_str());
+        if !(known.is_known)(&f.key) {
+            // A range whose records match the build exactly: nothing to do there.
+            plan.unchanged += 1;
+            continue;
+        }
+        let write = |source, reason, keep| Write {
+            key: f.key.clone(),
+            source,
+            size: f.size,
+            sha256: f.sha256,
+            parts: f.parts.clone(),
+            headers: Arc::clone(&l.headers),
+            reason,
+            html: is_html(&f.rel),
+            keep,
+        };
+        let file = Source::File(f.path.clone());
+        let w = match records.get(f.key.as_str()) {
+            None => Some(write(file, Reason::New, None)),
+            Some(e) => {
+                let same_bytes = e.sha256 == Some(f.sha256) && e.size == f.size;
+                let same_headers = *e.headers == *l.headers;
+                let keep = keep_for(layout, e, opts);
+                match (same_bytes, same_headers) {
+                    (true, true) if e.is_live() && !opts.force => None,
+                    (true, true) if e.is_live() => Some(write(file, Reason::Forced, None)),
+                    (true, true) => {
+                        plan.revive.push(f.key.clone());
+                        None
+                    }
+                    // Same stored bytes, other headers: S3 rewrites the headers in place.
+                    (true, false) if e.headers.gzip == l.headers.gzip && f.size <= COPY_MAX => {
+                        Some(write(Source::Restyle, Reason::Headers, None))
+                    }
+                    (true, false) => Some(write(file, Reason::Headers, keep)),
+                    (false, _) => Some(write(file, Reason::Content, keep)),
+                }
             }
-            if opts.delete {
-                plan.deletes.push(Delete {
-                    key: key.clone(),
-                    size: entry.size,
-                });
-            } else {
-                plan.kept.push(key.clone());
-            }
+        };
+        match w {
+            Some(w) if w.html => html.push(w),
+            Some(w) => plan.writes.push(w),
+            None if plan.revive.last().is_none_or(|k| *k != f.key) => plan.unchanged += 1,
+            None => {}
         }
     }
-    if plan.deletes.len() > opts.max_delete {
-        return Err(PlanError::TooManyDeletes {
-            count: plan.deletes.len(),
-            max: opts.max_delete,
-        });
+    plan.writes.sort_by(|a, b| a.key.cmp(&b.key));
+    html.sort_by(|a, b| a.key.cmp(&b.key));
+    plan.writes.extend(html);
+
+    for (key, e) in &known.records {
+        if present.contains(key.as_str()) {
+            continue;
+        }
+        if let Life::Kept { until } = e.life {
+            if until < moment.oldest_kept && layout.is_state_object(key) {
+                plan.deletes.push(Delete {
+                    key: (*key).clone(),
+                    size: e.size,
+                    kind: DeleteKind::Garbage,
+                    keep: None,
+                });
+            }
+            continue;
+        }
+        if layout.is_reserved(key) {
+            // Validation refuses such a manifest; this is the last line of defence.
+            continue;
+        }
+        let rel = key.strip_prefix(&layout.prefix).unwrap_or(key);
+        let stays = if excluded(rel) && !opts.delete_excluded {
+            Some(LeftWhy::Excluded)
+        } else if !opts.delete {
+            Some(LeftWhy::NoDelete)
+        } else {
+            None
+        };
+        match (&e.life, stays) {
+            (Life::Live, Some(why)) => plan.left.push(((*key).clone(), why)),
+            (Life::Left, Some(_)) => plan.still_left += 1,
+            (Life::Retired { .. }, Some(_)) => plan.still_retired += 1,
+            (Life::Live | Life::Left, None) if e.is_immutable() && opts.keep_old_assets > 0 => {
+                plan.retire.push((*key).clone());
+            }
+            (Life::Live | Life::Left, None) => plan.deletes.push(Delete {
+                key: (*key).clone(),
+                size: e.size,
+                kind: DeleteKind::Removed,
+                keep: keep_for(layout, e, opts),
+            }),
+            (Life::Retired { since, seq }, None) => {
+                if moment.now - since >= opts.keep_old_assets && *seq <= moment.oldest_kept {
+                    plan.deletes.push(Delete {
+                        key: (*key).clone(),
+                        size: e.size,
+                        kind: DeleteKind::Expired,
+                        keep: None,
+                    });
+                } else {
+                    plan.still_retired += 1;
+                }
+            }
+            (Life::Kept { .. }, _) => {}
+        }
     }
+    plan.deletes.sort_by(|a, b| a.key.cmp(&b.key));
+    dedupe_keeps(&mut plan, &records);
+    guard(&plan, known, opts, local)?;
     Ok(plan)
 }
 
-/// The keys whose cached copies are stale once the writes had these outcomes, for the
-/// invalidation planner: what landed, plus what earlier deploys left pending. Keys whose write
-/// failed are left out: they stay unverified in the manifest and the next deploy rewrites and
-/// invalidates them.
-pub fn stale(plan: &Plan, up: &[Outcome], del: &[Outcome]) -> Vec<(String, Change)> {
-    let mut out: BTreeMap<String, Change> = plan
-        .pending
-        .iter()
-        .map(|k| (k.clone(), Change::Changed))
-        .collect();
-    for (u, outcome) in plan.uploads.iter().zip(up) {
-        if *outcome != Outcome::Done {
-            continue;
-        }
-        let change = match u.reason {
-            Reason::New => Change::New {
-                immutable: u
-                    .headers
-                    .cache_control
-                    .as_deref()
-                    .is_some_and(|c| c.contains("immutable")),
-            },
-            _ => Change::Changed,
-        };
-        out.insert(u.key.clone(), change);
-    }
-    for (d, outcome) in plan.deletes.iter().zip(del) {
-        if *outcome == Outcome::Done {
-            out.insert(d.key.clone(), Change::Deleted);
+/// One copy per kept sha256: bytes already kept (and trusted), or kept earlier in this plan,
+/// are not copied again; their record is only kept longer.
+fn dedupe_keeps(plan: &mut Plan, records: &BTreeMap<&str, &Entry>) {
+    let mut seen = std::collections::HashSet::new();
+    let keeps = plan
+        .writes
+        .iter_mut()
+        .map(|w| &mut w.keep)
+        .chain(plan.deletes.iter_mut().map(|d| &mut d.keep));
+    for keep in keeps {
+        let Some(k) = keep else { continue };
+        let stored = records
+            .get(k.to.as_str())
+            .is_some_and(|e| e.sha256.is_some() && matches!(e.life, Life::Kept { .. }));
+        if stored || !seen.insert(k.to.clone()) {
+            plan.bumps.push(k.to.clone());
+            *keep = None;
         }
     }
-    out.into_iter().collect()
+    plan.bumps.sort();
+    plan.bumps.dedup();
 }
 
-/// What became of one planned write.
+/// A copy of the current bytes, when they are worth keeping for a rollback: the record is
+/// trusted, the file mutable (a content-hashed one stays through its retirement), and the
+/// bucket does not keep versions of it already.
+fn keep_for(layout: &Layout, e: &Entry, opts: &PlanOptions) -> Option<Keep> {
+    let sha = e.sha256?;
+    if !opts.keep_copies || e.is_immutable() || !matches!(e.life, Life::Live | Life::Left) {
+        return None;
+    }
+    if e.version.is_some() {
+        return None;
+    }
+    Some(Keep {
+        to: layout.kept_key(&sha, e.headers.gzip),
+        sha256: sha,
+        size: e.size,
+        gzip: e.headers.gzip,
+        version: None,
+    })
+}
+
+/// The delete guards: an absolute cap, and a proportional one with the root page, for the
+/// deploy of a wrong folder (a project root, an empty build) that would wipe the live site.
+fn guard(plan: &Plan, known: &Known, opts: &PlanOptions, local: &[Local]) -> Result<(), PlanError> {
+    let site: Vec<&Delete> = plan.site_deletes().collect();
+    if site.len() > opts.max_delete {
+        return Err(PlanError::TooManyDeletes {
+            count: site.len(),
+            max: opts.max_delete,
+        });
+    }
+    if opts.allow_mass_delete {
+        return Ok(());
+    }
+    let removed = site
+        .iter()
+        .filter(|d| d.kind == DeleteKind::Removed)
+        .count()
+        + plan.retire.len();
+    if removed > MASS_DELETE_FLOOR && removed as u64 * 2 > known.live {
+        return Err(PlanError::MassDelete {
+            count: removed,
+            known: known.live,
+        });
+    }
+    let root_page = format!("{}index.html", known.layout.prefix);
+    let has_root = local.iter().any(|l| l.file.key == root_page);
+    if !has_root
+        && site
+            .iter()
+            .any(|d| d.key == root_page && d.kind == DeleteKind::Removed)
+    {
+        return Err(PlanError::RootPage { key: root_page });
+    }
+    Ok(())
+}
+
+/// What became of one planned write or delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// The bucket confirmed it.
@@ -216,63 +461,288 @@ pub enum Outcome {
     Skipped,
 }
 
-/// The manifest that truthfully describes the bucket after the planned writes had these outcomes
-/// (`uploads[i]` went `up[i]`, `deletes[i]` went `del[i]`). A key whose write failed stays known
-/// but unverified, so the next deploy rewrites it and can still delete it.
-pub fn settle(
-    before: Option<&Manifest>,
-    plan: &Plan,
-    up: &[Outcome],
-    del: &[Outcome],
-    deploy: DeployInfo,
-) -> Manifest {
-    let mut next = Manifest::new(deploy);
-    if let Some(m) = before {
-        next.files = m.files.clone();
-        next.pending_invalidation = m.pending_invalidation.clone();
+/// The records written before the first write (the intent): every key a write or delete may
+/// touch is marked unverified, and every kept copy about to be made is recorded unverified, so
+/// a crash at any point leaves a manifest that claims nothing false.
+pub fn intent(plan: &Plan, current: &dyn Fn(&str) -> Option<Entry>, moment: Moment) -> Changes {
+    let mut out = Changes::new();
+    for w in &plan.writes {
+        let e = current(&w.key).unwrap_or_else(|| Entry {
+            sha256: None,
+            size: w.size,
+            headers: Arc::clone(&w.headers),
+            version: None,
+            life: Life::Live,
+        });
+        out.insert(w.key.clone(), Some(e.unverified()));
+        if let Some(k) = &w.keep {
+            out.insert(k.to.clone(), Some(kept_record(k, current, moment, false)));
+        }
     }
-    for (u, outcome) in plan.uploads.iter().zip(up) {
-        match outcome {
+    for d in &plan.deletes {
+        if let Some(e) = current(&d.key) {
+            out.insert(d.key.clone(), Some(e.unverified()));
+        }
+        if let Some(k) = &d.keep {
+            out.insert(k.to.clone(), Some(kept_record(k, current, moment, false)));
+        }
+    }
+    out
+}
+
+fn kept_record(
+    k: &Keep,
+    current: &dyn Fn(&str) -> Option<Entry>,
+    moment: Moment,
+    verified: bool,
+) -> Entry {
+    // The bytes were live up to the deploy before this one.
+    let needed = moment.seq.saturating_sub(1);
+    let until = match current(&k.to).map(|e| e.life) {
+        Some(Life::Kept { until }) => until.max(needed),
+        _ => needed,
+    };
+    Entry {
+        sha256: verified.then_some(k.sha256),
+        size: k.size,
+        headers: Arc::new(Headers::new("application/octet-stream")),
+        version: None,
+        life: Life::Kept { until },
+    }
+}
+
+/// The outcome of each write and delete, in plan order, with the VersionId of each write that
+/// the bucket reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    pub writes: Vec<Outcome>,
+    pub versions: Vec<Option<String>>,
+    /// Whether each write's kept copy landed (`None`: no copy was needed).
+    pub keeps: Vec<Option<Outcome>>,
+    pub deletes: Vec<Outcome>,
+    pub delete_keeps: Vec<Option<Outcome>>,
+    /// Whether the manifest-only changes (retire, revive, left) are recorded: not when the
+    /// deploy stopped before its deletes.
+    pub bookkeeping: bool,
+}
+
+impl Outcomes {
+    /// Nothing attempted yet.
+    pub fn skipped(plan: &Plan) -> Outcomes {
+        Outcomes {
+            writes: vec![Outcome::Skipped; plan.writes.len()],
+            versions: vec![None; plan.writes.len()],
+            keeps: plan
+                .writes
+                .iter()
+                .map(|w| w.keep.as_ref().map(|_| Outcome::Skipped))
+                .collect(),
+            deletes: vec![Outcome::Skipped; plan.deletes.len()],
+            delete_keeps: plan
+                .deletes
+                .iter()
+                .map(|d| d.keep.as_ref().map(|_| Outcome::Skipped))
+                .collect(),
+            bookkeeping: false,
+        }
+    }
+
+    /// Everything landed (what a large deploy's planned state assumes).
+    pub fn all_done(plan: &Plan) -> Outcomes {
+        Outcomes {
+            writes: vec![Outcome::Done; plan.writes.len()],
+            versions: vec![None; plan.writes.len()],
+            keeps: plan
+                .writes
+                .iter()
+                .map(|w| w.keep.as_ref().map(|_| Outcome::Done))
+                .collect(),
+            deletes: vec![Outcome::Done; plan.deletes.len()],
+            delete_keeps: plan
+                .deletes
+                .iter()
+                .map(|d| d.keep.as_ref().map(|_| Outcome::Done))
+                .collect(),
+            bookkeeping: true,
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.writes
+            .iter()
+            .chain(&self.deletes)
+            .all(|o| *o == Outcome::Done)
+    }
+}
+
+/// The records that truthfully describe the bucket after the planned writes had these
+/// outcomes. A key whose write failed stays known but unverified, so the next deploy rewrites
+/// it and can still delete it; a key never attempted keeps its record.
+pub fn settle(
+    plan: &Plan,
+    out: &Outcomes,
+    current: &dyn Fn(&str) -> Option<Entry>,
+    moment: Moment,
+) -> Changes {
+    let mut changes = Changes::new();
+    for (i, w) in plan.writes.iter().enumerate() {
+        match out.writes[i] {
             Outcome::Done => {
-                next.files.insert(
-                    u.key.clone(),
-                    Entry {
-                        sha256: Some(hex::encode(u.sha256)),
-                        size: u.size,
-                        headers: u.headers.clone(),
-                    },
-                );
+                let version = out.versions.get(i).cloned().flatten();
+                let e = Entry {
+                    sha256: Some(w.sha256),
+                    size: w.size,
+                    headers: Arc::clone(&w.headers),
+                    version,
+                    life: Life::Live,
+                };
+                changes.insert(w.key.clone(), Some(e));
             }
             Outcome::Failed => {
-                let e = Entry::unverified(next.files.get(&u.key), &u.headers);
-                next.files.insert(u.key.clone(), e);
+                let e = current(&w.key).unwrap_or_else(|| Entry {
+                    sha256: None,
+                    size: w.size,
+                    headers: Arc::clone(&w.headers),
+                    version: None,
+                    life: Life::Live,
+                });
+                changes.insert(w.key.clone(), Some(e.unverified()));
             }
             Outcome::Skipped => {}
         }
+        if let (Some(k), Some(o)) = (&w.keep, out.keeps.get(i).copied().flatten()) {
+            settle_keep(&mut changes, k, o, current, moment);
+        }
     }
-    for (d, outcome) in plan.deletes.iter().zip(del) {
-        match outcome {
+    for (i, d) in plan.deletes.iter().enumerate() {
+        match out.deletes[i] {
             Outcome::Done => {
-                next.files.remove(&d.key);
+                changes.insert(d.key.clone(), None);
             }
             Outcome::Failed => {
-                if let Some(e) = next.files.get_mut(&d.key) {
-                    e.sha256 = None;
+                if let Some(e) = current(&d.key) {
+                    changes.insert(d.key.clone(), Some(e.unverified()));
                 }
             }
             Outcome::Skipped => {}
         }
+        if let (Some(k), Some(o)) = (&d.keep, out.delete_keeps.get(i).copied().flatten()) {
+            settle_keep(&mut changes, k, o, current, moment);
+        }
     }
-    next
+    for key in &plan.bumps {
+        let needed = moment.seq.saturating_sub(1);
+        let slot = changes.get_mut(key).and_then(Option::as_mut);
+        match slot {
+            Some(e) => {
+                if let Life::Kept { until } = &mut e.life {
+                    *until = (*until).max(needed);
+                }
+            }
+            None => {
+                if let Some(mut e) = current(key) {
+                    if let Life::Kept { until } = &mut e.life {
+                        *until = (*until).max(needed);
+                        changes.insert(key.clone(), Some(e));
+                    }
+                }
+            }
+        }
+    }
+    if out.bookkeeping {
+        let mut relife = |key: &String, life: Life| {
+            if let Some(mut e) = current(key) {
+                e.life = life;
+                changes.insert(key.clone(), Some(e));
+            }
+        };
+        for key in &plan.retire {
+            relife(
+                key,
+                Life::Retired {
+                    since: moment.now,
+                    seq: moment.seq,
+                },
+            );
+        }
+        for key in &plan.revive {
+            relife(key, Life::Live);
+        }
+        for (key, _) in &plan.left {
+            relife(key, Life::Left);
+        }
+    }
+    changes
 }
 
-/// The manifest written before the first upload: every key the deploy will touch is marked
-/// unverified, so a crash at any point leaves a manifest that claims nothing false.
-pub fn intent(before: Option<&Manifest>, plan: &Plan, mut deploy: DeployInfo) -> Manifest {
-    deploy.in_progress = true;
-    let up = vec![Outcome::Failed; plan.uploads.len()];
-    let del = vec![Outcome::Failed; plan.deletes.len()];
-    settle(before, plan, &up, &del, deploy)
+fn settle_keep(
+    changes: &mut Changes,
+    k: &Keep,
+    outcome: Outcome,
+    current: &dyn Fn(&str) -> Option<Entry>,
+    moment: Moment,
+) {
+    match outcome {
+        Outcome::Done => {
+            changes.insert(k.to.clone(), Some(kept_record(k, current, moment, true)));
+        }
+        Outcome::Failed => {
+            changes.insert(k.to.clone(), Some(kept_record(k, current, moment, false)));
+        }
+        Outcome::Skipped => {}
+    }
+}
+
+/// The keys whose cached copies are stale once the writes had these outcomes, for the
+/// invalidation planner: what landed, plus what earlier deploys left pending. A header update
+/// changes what is served, so it is invalidated too; retired and expired files never served
+/// other bytes under their name, so they are not.
+pub fn stale(plan: &Plan, out: &Outcomes) -> Vec<(String, Change)> {
+    let mut map: BTreeMap<String, Change> = plan
+        .pending
+        .iter()
+        .map(|k| (k.clone(), Change::Changed))
+        .collect();
+    for (w, o) in plan.writes.iter().zip(&out.writes) {
+        if *o != Outcome::Done {
+            continue;
+        }
+        let change = match w.reason {
+            Reason::New => Change::New {
+                immutable: w.headers.is_immutable(),
+            },
+            _ => Change::Changed,
+        };
+        map.insert(w.key.clone(), change);
+    }
+    for (d, o) in plan.deletes.iter().zip(&out.deletes) {
+        if *o == Outcome::Done && d.kind == DeleteKind::Removed {
+            map.insert(d.key.clone(), Change::Deleted);
+        }
+    }
+    map.into_iter().collect()
+}
+
+/// What undoing this plan restores: each site key it may change, with its record before (None:
+/// absent). Manifest-only changes (retire, revive, leave) are included, so a rollback restores
+/// the site exactly as it was.
+pub fn reverse(plan: &Plan, layout: &Layout, current: &dyn Fn(&str) -> Option<Entry>) -> Changes {
+    let keys = plan
+        .writes
+        .iter()
+        .map(|w| &w.key)
+        .chain(
+            plan.deletes
+                .iter()
+                .filter(|d| d.kind != DeleteKind::Garbage)
+                .map(|d| &d.key),
+        )
+        .chain(&plan.retire)
+        .chain(&plan.revive)
+        .chain(plan.left.iter().map(|(k, _)| k));
+    keys.filter(|k| !layout.is_reserved(k))
+        .map(|k| (k.clone(), current(k)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -280,66 +750,108 @@ mod tests {
     use super::*;
     use crate::local::headers::{default_headers, IMMUTABLE};
 
-    fn file(rel: &str, byte: u8, size: u64) -> (LocalFile, Headers) {
-        (
-            LocalFile {
+    fn layout() -> Layout {
+        Layout::new("", None)
+    }
+
+    fn local(rel: &str, byte: u8, size: u64) -> Local {
+        Local {
+            file: LocalFile {
                 path: PathBuf::from("/site").join(rel),
                 rel: rel.into(),
                 key: rel.into(),
                 size,
                 sha256: [byte; 32],
+                parts: None,
             },
-            default_headers(rel),
-        )
+            headers: Arc::new(default_headers(rel)),
+        }
     }
 
     fn entry(rel: &str, byte: u8, size: u64) -> Entry {
-        Entry {
-            sha256: Some(hex::encode([byte; 32])),
-            size,
-            headers: default_headers(rel),
-        }
+        Entry::live([byte; 32], size, Arc::new(default_headers(rel)))
     }
 
-    fn manifest(entries: &[(&str, Entry)]) -> Manifest {
-        let mut m = Manifest::new(DeployInfo::default());
-        for (k, e) in entries {
-            m.files.insert((*k).into(), e.clone());
+    struct Fixture {
+        layout: Layout,
+        records: BTreeMap<String, Entry>,
+    }
+
+    impl Fixture {
+        fn new(entries: &[(&str, Entry)]) -> Fixture {
+            Fixture {
+                layout: layout(),
+                records: entries
+                    .iter()
+                    .map(|(k, e)| ((*k).to_string(), e.clone()))
+                    .collect(),
+            }
         }
-        m
+
+        fn plan(&self, local: &[Local], opts: &PlanOptions, m: Moment) -> Result<Plan, PlanError> {
+            let known = Known {
+                layout: &self.layout,
+                records: self.records.iter().collect(),
+                is_known: &|_| true,
+                live: self.records.values().filter(|e| e.is_live()).count() as u64,
+                pending: Vec::new(),
+            };
+            plan(local, &known, opts, m, &|rel: &str| rel.ends_with(".map"))
+        }
+
+        fn current(&self) -> impl Fn(&str) -> Option<Entry> + '_ {
+            |k| self.records.get(k).cloned()
+        }
     }
 
     fn reasons(p: &Plan) -> Vec<(&str, Reason)> {
-        p.uploads
+        p.writes
             .iter()
             .map(|u| (u.key.as_str(), u.reason))
             .collect()
+    }
+
+    fn moment() -> Moment {
+        Moment {
+            now: 1_000_000,
+            seq: 5,
+            oldest_kept: 1,
+        }
     }
 
     /// The local × manifest matrix, one row per case.
     #[test]
     fn local_by_manifest_matrix() {
         let mut changed_headers = entry("h.css", 1, 10);
-        changed_headers.headers.cache_control = Some(IMMUTABLE.into());
+        changed_headers.headers = Arc::new(Headers {
+            cache_control: Some(IMMUTABLE.into()),
+            ..default_headers("h.css")
+        });
         let mut unverified = entry("u.css", 1, 10);
         unverified.sha256 = None;
-        let m = manifest(&[
+        let mut retired = entry("r.3f2a9c1b.js", 1, 10);
+        retired.life = Life::Retired { since: 1, seq: 2 };
+        let f = Fixture::new(&[
             ("same.css", entry("same.css", 1, 10)),
             ("content.css", entry("content.css", 2, 10)),
             ("size.css", entry("size.css", 1, 11)),
             ("h.css", changed_headers),
             ("u.css", unverified),
+            ("r.3f2a9c1b.js", retired),
             ("gone.png", entry("gone.png", 3, 99)),
         ]);
-        let local = vec![
-            file("same.css", 1, 10),
-            file("content.css", 1, 10),
-            file("size.css", 1, 10),
-            file("h.css", 1, 10),
-            file("u.css", 1, 10),
-            file("new.css", 1, 10),
+        let files = vec![
+            local("same.css", 1, 10),
+            local("content.css", 1, 10),
+            local("size.css", 1, 10),
+            local("h.css", 1, 10),
+            local("u.css", 1, 10),
+            local("new.css", 1, 10),
+            local("r.3f2a9c1b.js", 1, 10),
         ];
-        let p = plan(&local, Some(&m), &PlanOptions::default()).expect("plan");
+        let p = f
+            .plan(&files, &PlanOptions::default(), moment())
+            .expect("plan");
         assert_eq!(
             reasons(&p),
             vec![
@@ -350,179 +862,279 @@ mod tests {
                 ("u.css", Reason::Content),
             ]
         );
-        assert_eq!(p.unchanged, vec!["same.css"]);
+        let h = &p.writes[1];
         assert_eq!(
-            p.deletes,
-            vec![Delete {
-                key: "gone.png".into(),
-                size: 99
-            }]
+            h.source,
+            Source::Restyle,
+            "same bytes: headers updated in place"
         );
+        assert!(
+            p.writes[0].keep.is_some(),
+            "the old content.css is kept for rollbacks"
+        );
+        assert!(
+            p.writes[4].keep.is_none(),
+            "unverified bytes are not worth keeping"
+        );
+        assert_eq!(p.unchanged, 1);
+        assert_eq!(p.revive, ["r.3f2a9c1b.js"]);
+        assert_eq!(p.deletes.len(), 1);
+        assert_eq!(p.deletes[0].key, "gone.png");
+        assert_eq!(p.deletes[0].kind, DeleteKind::Removed);
 
         let forced = PlanOptions {
             force: true,
             ..PlanOptions::default()
         };
-        let p = plan(&local, Some(&m), &forced).expect("plan");
-        assert!(p.unchanged.is_empty());
+        let p = f.plan(&files, &forced, moment()).expect("plan");
         assert!(reasons(&p).contains(&("same.css", Reason::Forced)));
-        // A real difference is reported as such even under --force.
         assert!(reasons(&p).contains(&("content.css", Reason::Content)));
     }
 
     #[test]
-    fn no_manifest_uploads_everything_and_deletes_nothing() {
-        let local = vec![file("a.html", 1, 1), file("b.js", 2, 2)];
-        let p = plan(&local, None, &PlanOptions::default()).expect("plan");
-        assert_eq!(
-            reasons(&p),
-            vec![("b.js", Reason::New), ("a.html", Reason::New)]
-        );
-        assert!(p.deletes.is_empty());
-    }
-
-    #[test]
-    fn html_goes_last() {
-        let local = vec![
-            file("index.html", 1, 1),
-            file("z/app.js", 1, 1),
-            file("a/page.htm", 1, 1),
-            file("img/x.png", 1, 1),
-        ];
-        let p = plan(&local, None, &PlanOptions::default()).expect("plan");
-        let keys: Vec<_> = p.uploads.iter().map(|u| u.key.as_str()).collect();
-        assert_eq!(keys, ["img/x.png", "z/app.js", "a/page.htm", "index.html"]);
-    }
-
-    #[test]
-    fn unchanged_rebuild_is_empty() {
-        let local = vec![file("a.html", 1, 1)];
-        let m = manifest(&[("a.html", entry("a.html", 1, 1))]);
-        let p = plan(&local, Some(&m), &PlanOptions::default()).expect("plan");
-        assert!(p.is_empty());
-    }
-
-    #[test]
-    fn delete_limit_and_no_delete() {
-        let m = manifest(&[
-            ("a.css", entry("a.css", 1, 1)),
-            ("b.css", entry("b.css", 1, 1)),
-            ("keep.css", entry("keep.css", 1, 1)),
+    fn hashed_files_retire_pages_go_and_retired_files_expire() {
+        let mut old = entry("a-OldHash1.js", 1, 1);
+        old.life = Life::Retired {
+            since: 1_000_000 - 8 * 86_400,
+            seq: 2,
+        };
+        let mut recent = entry("b-NewHash2.js", 1, 1);
+        recent.life = Life::Retired {
+            since: 1_000_000 - 86_400,
+            seq: 4,
+        };
+        let mut still_used = entry("c-UsedHash.js", 1, 1);
+        still_used.life = Life::Retired { since: 1, seq: 3 };
+        let f = Fixture::new(&[
+            ("index.html", entry("index.html", 1, 1)),
+            ("app-Dk3l9xQa.js", entry("app-Dk3l9xQa.js", 1, 1)),
+            ("about.html", entry("about.html", 1, 1)),
+            ("a-OldHash1.js", old),
+            ("b-NewHash2.js", recent),
+            ("c-UsedHash.js", still_used),
         ]);
-        let local = vec![file("keep.css", 1, 1)];
-        let tight = PlanOptions {
-            max_delete: 1,
+        let files = vec![local("index.html", 1, 1)];
+        let m = Moment {
+            oldest_kept: 2,
+            ..moment()
+        };
+        let p = f.plan(&files, &PlanOptions::default(), m).expect("plan");
+        assert_eq!(p.retire, ["app-Dk3l9xQa.js"]);
+        let deletes: Vec<(&str, DeleteKind)> =
+            p.deletes.iter().map(|d| (d.key.as_str(), d.kind)).collect();
+        assert_eq!(
+            deletes,
+            [
+                ("a-OldHash1.js", DeleteKind::Expired),
+                ("about.html", DeleteKind::Removed)
+            ],
+            "b is inside its window; c is still live in a kept deploy"
+        );
+        assert_eq!(p.still_retired, 2);
+
+        // With no window, a hashed file is deleted at once, as a page is.
+        let now = PlanOptions {
+            keep_old_assets: 0,
             ..PlanOptions::default()
         };
+        let p = f.plan(&files, &now, m).expect("plan");
+        assert!(p.retire.is_empty());
+        assert!(p
+            .deletes
+            .iter()
+            .any(|d| d.key == "app-Dk3l9xQa.js" && d.kind == DeleteKind::Removed));
+
+        let out = Outcomes::all_done(&p);
+        let next = settle(&p, &out, &f.current(), m);
+        assert_eq!(next["about.html"], None);
+        let p = f.plan(&files, &PlanOptions::default(), m).expect("plan");
+        let next = settle(&p, &Outcomes::all_done(&p), &f.current(), m);
         assert_eq!(
-            plan(&local, Some(&m), &tight),
-            Err(PlanError::TooManyDeletes { count: 2, max: 1 })
+            next["app-Dk3l9xQa.js"].as_ref().map(|e| e.life.clone()),
+            Some(Life::Retired {
+                since: 1_000_000,
+                seq: 5
+            })
         );
-        let exact = PlanOptions {
-            max_delete: 2,
-            ..PlanOptions::default()
-        };
-        assert_eq!(
-            plan(&local, Some(&m), &exact).expect("plan").deletes.len(),
-            2
-        );
+    }
+
+    #[test]
+    fn excluded_and_no_delete_leave_files_in_place() {
+        let f = Fixture::new(&[
+            ("index.html", entry("index.html", 1, 1)),
+            ("app.js.map", entry("app.js.map", 1, 1)),
+            ("old.html", entry("old.html", 1, 1)),
+        ]);
+        let files = vec![local("index.html", 1, 1)];
+        let p = f
+            .plan(&files, &PlanOptions::default(), moment())
+            .expect("plan");
+        assert_eq!(p.left, [("app.js.map".to_string(), LeftWhy::Excluded)]);
+        assert_eq!(p.deletes.len(), 1);
         let keep = PlanOptions {
             delete: false,
-            max_delete: 0,
             ..PlanOptions::default()
         };
-        let p = plan(&local, Some(&m), &keep).expect("plan");
+        let p = f.plan(&files, &keep, moment()).expect("plan");
         assert!(p.deletes.is_empty());
-        assert_eq!(p.kept, vec!["a.css", "b.css"]);
+        assert_eq!(p.left.len(), 2);
+        let purge = PlanOptions {
+            delete_excluded: true,
+            ..PlanOptions::default()
+        };
+        let p = f.plan(&files, &purge, moment()).expect("plan");
+        assert_eq!(p.deletes.len(), 2);
     }
 
     #[test]
-    fn stale_keys_are_what_landed_plus_pending() {
-        let mut m = manifest(&[
-            ("old.css", entry("old.css", 1, 1)),
-            ("gone.css", entry("gone.css", 1, 1)),
+    fn delete_guards() {
+        let mut entries: Vec<(String, Entry)> = (0..20)
+            .map(|i| {
+                let k = format!("p{i}.html");
+                let e = entry(&k, 1, 1);
+                (k, e)
+            })
+            .collect();
+        entries.push(("index.html".into(), entry("index.html", 1, 1)));
+        let refs: Vec<(&str, Entry)> = entries
+            .iter()
+            .map(|(k, e)| (k.as_str(), e.clone()))
+            .collect();
+        let f = Fixture::new(&refs);
+        // A project root deployed by mistake: none of the pages, plus other files.
+        let wrong = vec![local("package.json", 1, 1), local("src/main.js", 1, 1)];
+        let err = f
+            .plan(&wrong, &PlanOptions::default(), moment())
+            .unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::MassDelete {
+                count: 21,
+                known: 21
+            }
+        );
+        assert!(err.to_string().contains("--allow-mass-delete"));
+        let tight = PlanOptions {
+            max_delete: 3,
+            allow_mass_delete: true,
+            ..PlanOptions::default()
+        };
+        assert_eq!(
+            f.plan(&wrong, &tight, moment()).unwrap_err(),
+            PlanError::TooManyDeletes { count: 21, max: 3 }
+        );
+        // Half the pages go, the root page with them.
+        let mut half: Vec<Local> = (0..15)
+            .map(|i| local(&format!("p{i}.html"), 1, 1))
+            .collect();
+        let err = f
+            .plan(&half, &PlanOptions::default(), moment())
+            .unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::RootPage {
+                key: "index.html".into()
+            }
+        );
+        half.push(local("index.html", 1, 1));
+        assert!(f.plan(&half, &PlanOptions::default(), moment()).is_ok());
+        let allow = PlanOptions {
+            allow_mass_delete: true,
+            ..PlanOptions::default()
+        };
+        assert!(f.plan(&wrong, &allow, moment()).is_ok());
+        // A small site may lose most of its files: under the floor.
+        let small = Fixture::new(&[
+            ("index.html", entry("index.html", 1, 1)),
+            ("a.html", entry("a.html", 1, 1)),
+            ("b.html", entry("b.html", 1, 1)),
         ]);
-        m.pending_invalidation.insert("earlier.html".into());
-        let local = vec![
-            file("old.css", 2, 2),
-            file("app.3f2a9c1b.js", 2, 2),
-            file("new.html", 2, 2),
-            file("failed.png", 2, 2),
-        ];
-        let p = plan(&local, Some(&m), &PlanOptions::default()).expect("plan");
-        let keys: Vec<_> = p.uploads.iter().map(|u| u.key.as_str()).collect();
-        assert_eq!(
-            keys,
-            ["app.3f2a9c1b.js", "failed.png", "old.css", "new.html"]
-        );
-        use Outcome::*;
-        let got = stale(&p, &[Done, Failed, Done, Done], &[Done]);
-        assert_eq!(
-            got,
-            vec![
-                (
-                    "app.3f2a9c1b.js".to_string(),
-                    Change::New { immutable: true }
-                ),
-                ("earlier.html".into(), Change::Changed),
-                ("gone.css".into(), Change::Deleted),
-                ("new.html".into(), Change::New { immutable: false }),
-                ("old.css".into(), Change::Changed),
-            ]
-        );
+        assert!(small
+            .plan(
+                &[local("index.html", 1, 1)],
+                &PlanOptions::default(),
+                moment()
+            )
+            .is_ok());
     }
 
     #[test]
-    fn settle_records_only_what_landed() {
-        let m = manifest(&[
+    fn intent_settle_and_reverse() {
+        let f = Fixture::new(&[
             ("changed.css", entry("changed.css", 1, 1)),
             ("failed.css", entry("failed.css", 1, 1)),
             ("gone.css", entry("gone.css", 1, 1)),
             ("gone2.css", entry("gone2.css", 1, 1)),
         ]);
-        let local = vec![
-            file("changed.css", 2, 2),
-            file("failed.css", 2, 2),
-            file("new.css", 2, 2),
-            file("new2.css", 2, 2),
-            file("skipped.html", 2, 2),
+        let files = vec![
+            local("changed.css", 2, 2),
+            local("failed.css", 2, 2),
+            local("new.css", 2, 2),
+            local("skipped.html", 2, 2),
         ];
-        let p = plan(&local, Some(&m), &PlanOptions::default()).expect("plan");
-        let keys: Vec<_> = p.uploads.iter().map(|u| u.key.as_str()).collect();
+        let m = moment();
+        let p = f.plan(&files, &PlanOptions::default(), m).expect("plan");
+        let keys: Vec<_> = p.writes.iter().map(|w| w.key.as_str()).collect();
         assert_eq!(
             keys,
-            [
-                "changed.css",
-                "failed.css",
-                "new.css",
-                "new2.css",
-                "skipped.html"
-            ]
+            ["changed.css", "failed.css", "new.css", "skipped.html"]
         );
+
+        let during = intent(&p, &f.current(), m);
+        assert!(during
+            .iter()
+            .filter(|(k, _)| !f.layout.is_reserved(k))
+            .all(|(_, e)| e.as_ref().is_some_and(|e| e.sha256.is_none())));
+        let kept: Vec<_> = during.keys().filter(|k| f.layout.is_reserved(k)).collect();
+        assert_eq!(
+            kept.len(),
+            1,
+            "all four old files hold the same bytes: one copy: {kept:?}"
+        );
+        let copies = p.writes.iter().filter_map(|w| w.keep.as_ref()).count()
+            + p.deletes.iter().filter_map(|d| d.keep.as_ref()).count();
+        assert_eq!(copies, 1);
+
         use Outcome::*;
-        let next = settle(
-            Some(&m),
-            &p,
-            &[Done, Failed, Done, Failed, Skipped],
-            &[Done, Failed],
-            DeployInfo::default(),
+        let out = Outcomes {
+            writes: vec![Done, Failed, Done, Skipped],
+            versions: vec![Some("v9".into()), None, None, None],
+            keeps: vec![Some(Done), None, None, None],
+            deletes: vec![Done, Failed],
+            delete_keeps: vec![None, None],
+            bookkeeping: true,
+        };
+        let next = settle(&p, &out, &f.current(), m);
+        let hash = |k: &str| next.get(k).map(|e| e.as_ref().map(|e| e.sha256));
+        assert_eq!(hash("changed.css"), Some(Some(Some([2; 32]))));
+        assert_eq!(
+            next["changed.css"]
+                .as_ref()
+                .and_then(|e| e.version.clone())
+                .as_deref(),
+            Some("v9")
         );
-        let hash = |k: &str| next.files.get(k).map(|e| e.sha256.clone());
-        assert_eq!(hash("changed.css"), Some(Some(hex::encode([2; 32]))));
-        assert_eq!(hash("failed.css"), Some(None));
-        assert_eq!(hash("new.css"), Some(Some(hex::encode([2; 32]))));
-        assert_eq!(hash("new2.css"), Some(None), "a failed new key stays known");
+        assert_eq!(hash("failed.css"), Some(Some(None)));
+        assert_eq!(hash("new.css"), Some(Some(Some([2; 32]))));
         assert_eq!(
             hash("skipped.html"),
             None,
             "never attempted, never recorded"
         );
-        assert_eq!(hash("gone.css"), None);
-        assert_eq!(hash("gone2.css"), Some(None));
+        assert_eq!(hash("gone.css"), Some(None), "deleted");
+        assert_eq!(
+            hash("gone2.css"),
+            Some(Some(None)),
+            "delete failed: unverified"
+        );
+        let kept_key = f.layout.kept_key(&[1; 32], false);
+        let kept = next[&kept_key].as_ref().expect("kept");
+        assert_eq!(kept.sha256, Some([1; 32]));
+        assert_eq!(kept.life, Life::Kept { until: 4 });
 
-        let during = intent(Some(&m), &p, DeployInfo::default());
-        assert!(during.deploy.in_progress);
-        assert!(during.files.values().all(|e| e.sha256.is_none()));
-        assert_eq!(during.files.len(), 7);
+        let back = reverse(&p, &f.layout, &f.current());
+        assert_eq!(back["new.css"], None);
+        assert_eq!(back["changed.css"], Some(entry("changed.css", 1, 1)));
+        assert!(back.keys().all(|k| !f.layout.is_reserved(k)));
     }
 }

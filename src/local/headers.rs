@@ -14,7 +14,7 @@ pub const REVALIDATE: &str = "public, max-age=0, must-revalidate";
 
 /// The headers an object is uploaded with, and recorded with in the manifest. A change in any of
 /// them re-uploads the object, because S3 cannot change headers without rewriting the object.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Headers {
     pub content_type: String,
@@ -47,6 +47,14 @@ impl Headers {
             metadata: BTreeMap::new(),
             gzip: false,
         }
+    }
+
+    /// Whether the Cache-Control says the bytes never change under this name.
+    pub fn is_immutable(&self) -> bool {
+        self.cache_control.as_deref().is_some_and(|c| {
+            c.split(',')
+                .any(|d| d.trim().eq_ignore_ascii_case("immutable"))
+        })
     }
 }
 

@@ -2,5 +2,6 @@
 //! headers each would be served with.
 
 pub mod headers;
+pub mod project;
 pub mod rules;
 pub mod scan;

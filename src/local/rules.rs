@@ -29,7 +29,9 @@ use std::collections::BTreeMap;
 use globset::{GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::local::headers::{default_headers, extension, file_name, is_text, Headers};
+use crate::local::headers::{
+    default_headers, extension, file_name, is_html, is_text, Headers, IMMUTABLE,
+};
 use crate::local::scan::site_globs;
 
 /// One `[[headers]]` rule of the configuration.
@@ -73,6 +75,11 @@ pub enum RuleError {
     },
     #[error("header rule \"{glob}\": gzip = true sets Content-Encoding to gzip; remove content-encoding or gzip")]
     GzipWithEncoding { glob: String },
+    #[error("immutable glob \"{glob}\": {}", .source.kind())]
+    BadImmutable {
+        glob: String,
+        source: globset::Error,
+    },
 }
 
 /// Validated, compiled header rules.
@@ -83,6 +90,8 @@ pub struct Rules {
     set: GlobSet,
     owner: Vec<usize>,
     builtin: bool,
+    /// `immutable` globs: files the built-in policy caches for a year whatever their name.
+    immutable: GlobSet,
 }
 
 /// Extensions of formats that are compressed already: gzip would only cost CPU and bytes.
@@ -96,7 +105,24 @@ const COMPRESSED: &[&str] = &[
 impl Rules {
     /// `builtin`: whether the built-in Cache-Control policy applies (`default-headers = false`
     /// in the configuration turns it off).
-    pub fn new(rules: &[HeaderRule], builtin: bool) -> Result<Rules, RuleError> {
+    pub fn new(
+        rules: &[HeaderRule],
+        builtin: bool,
+        immutable: &[String],
+    ) -> Result<Rules, RuleError> {
+        let mut marked = GlobSetBuilder::new();
+        for glob in immutable {
+            for g in site_globs(glob).map_err(|source| RuleError::BadImmutable {
+                glob: glob.clone(),
+                source,
+            })? {
+                marked.add(g);
+            }
+        }
+        let immutable = marked.build().map_err(|source| RuleError::BadImmutable {
+            glob: immutable.join(" "),
+            source,
+        })?;
         let mut set = GlobSetBuilder::new();
         let mut owner = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
@@ -123,6 +149,7 @@ impl Rules {
             set,
             owner,
             builtin,
+            immutable,
         })
     }
 
@@ -141,6 +168,8 @@ impl Rules {
         let mut h = default_headers(rel);
         if !self.builtin {
             h.cache_control = None;
+        } else if !is_html(rel) && self.immutable.is_match(rel) {
+            h.cache_control = Some(IMMUTABLE.to_string());
         }
         let Some(rule) = self.rule_for(rel) else {
             return h;
@@ -183,6 +212,7 @@ impl Default for Rules {
             set: GlobSet::empty(),
             owner: Vec::new(),
             builtin: true,
+            immutable: GlobSet::empty(),
         }
     }
 }
@@ -263,7 +293,7 @@ mod tests {
     }
 
     fn rules(list: Vec<HeaderRule>) -> Rules {
-        Rules::new(&list, true).unwrap()
+        Rules::new(&list, true, &[]).unwrap()
     }
 
     #[test]
@@ -340,7 +370,7 @@ mod tests {
             cache_control: Some("public, max-age=300".into()),
             ..rule("*.css")
         }];
-        let r = Rules::new(&list, false).unwrap();
+        let r = Rules::new(&list, false, &[]).unwrap();
         let h = r.headers_for("assets/app.3f2a9c1b.js");
         assert_eq!(h.cache_control, None);
         // Content-Type does not depend on the policy.
@@ -349,11 +379,41 @@ mod tests {
             r.headers_for("a/site.css").cache_control.as_deref(),
             Some("public, max-age=300")
         );
-        let on = Rules::new(&list, true).unwrap();
+        let on = Rules::new(&list, true, &[]).unwrap();
         assert_eq!(
             on.headers_for("index.html").cache_control.as_deref(),
             Some(REVALIDATE)
         );
+    }
+
+    #[test]
+    fn immutable_globs_cache_for_a_year_but_never_pages() {
+        let r = Rules::new(&[], true, &["fonts/**".to_string(), "*.bin".to_string()]).unwrap();
+        let font = r.headers_for("fonts/Inter-SemiBold.woff2");
+        assert_eq!(font.cache_control.as_deref(), Some(IMMUTABLE));
+        assert_eq!(
+            r.headers_for("a/b.bin").cache_control.as_deref(),
+            Some(IMMUTABLE)
+        );
+        assert_eq!(
+            r.headers_for("fonts/index.html").cache_control.as_deref(),
+            Some(REVALIDATE)
+        );
+        assert_eq!(
+            r.headers_for("img/logo.png").cache_control.as_deref(),
+            Some(REVALIDATE)
+        );
+        // A rule's own Cache-Control still wins.
+        let rule = HeaderRule {
+            cache_control: Some("no-cache".into()),
+            ..rule("fonts/x.woff2")
+        };
+        let r = Rules::new(&[rule], true, &["fonts/**".to_string()]).unwrap();
+        assert_eq!(
+            r.headers_for("fonts/x.woff2").cache_control.as_deref(),
+            Some("no-cache")
+        );
+        assert!(Rules::new(&[], true, &["a[".to_string()]).is_err());
     }
 
     #[test]
@@ -456,7 +516,7 @@ mod tests {
 
     #[test]
     fn validation_errors() {
-        let bad = |r: HeaderRule| Rules::new(&[rule("ok/*"), r], true).unwrap_err();
+        let bad = |r: HeaderRule| Rules::new(&[rule("ok/*"), r], true, &[]).unwrap_err();
         assert!(matches!(bad(rule("a[")), RuleError::BadGlob { glob, .. } if glob == "a["));
         let e = bad(HeaderRule {
             metadata: BTreeMap::from([("Owner".to_string(), "x".to_string())]),
@@ -510,7 +570,7 @@ mod tests {
             gzip: true,
             ..rule("*.js")
         }];
-        assert!(Rules::new(&ok, true).is_ok());
+        assert!(Rules::new(&ok, true, &[]).is_ok());
     }
 
     #[test]

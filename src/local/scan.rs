@@ -13,6 +13,10 @@ use walkdir::WalkDir;
 /// one buffer per core stays cheap.
 const CHUNK: usize = 256 * 1024;
 const MAX_KEY_LEN: usize = 1024;
+/// Files above this size are uploaded in parts, several at once.
+pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
+/// 8 MiB parts: S3's minimum is 5 MiB; 10,000 parts of 8 MiB cover files up to 78 GiB.
+pub const PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Holds the tool's manifest and lock under the prefix, so no site file may live there.
 const RESERVED_DIR: &str = ".cdn-deploy";
 const WELL_KNOWN: &str = ".well-known";
@@ -32,12 +36,24 @@ pub struct LocalFile {
     pub key: String,
     pub size: u64,
     pub sha256: [u8; 32],
+    /// The sha256 of each upload part of a file over [`MULTIPART_THRESHOLD`], taken in the same
+    /// read as the whole file's, so a large file is read once to hash and once to upload.
+    pub parts: Option<std::sync::Arc<[[u8; 32]]>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SkipReason {
     Dotfile,
     Excluded,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SkipReason::Dotfile => "a dotfile: pass --include GLOB to deploy it",
+            SkipReason::Excluded => "excluded by --exclude",
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,7 +127,7 @@ enum Verdict {
     Secret,
 }
 
-struct Filter {
+pub struct Filter {
     include: GlobSet,
     exclude: GlobSet,
     has_include: bool,
@@ -138,10 +154,9 @@ impl Filter {
             .split('/')
             .skip(usize::from(well_known))
             .any(|c| c.starts_with('.'));
-        // Under .well-known/ a dot-named secret (`.env`) must be refused, not silently skipped.
-        if dot && !well_known {
-            Verdict::Skip(SkipReason::Dotfile)
-        } else if looks_secret(rel) {
+        // A secret is refused even when it is a dotfile (`.env`, `.npmrc`): a build folder that
+        // holds one was probably assembled by copying too much, and silence would hide that.
+        if looks_secret(rel) {
             Verdict::Secret
         } else if dot {
             Verdict::Skip(SkipReason::Dotfile)
@@ -150,12 +165,43 @@ impl Filter {
         }
     }
 
-    /// Skipping whole dot-directories (`.git`, `.cache`) saves walking them; an include glob
-    /// could pull any file out of them, so then every file is looked at.
-    fn prunes(&self, rel: &str) -> bool {
+    /// What to do with a folder: walk it, skip it whole (dot-folders such as `.cache`; an
+    /// include glob could pull any file out of them, so then every file is looked at), or
+    /// refuse it (`.git/`, `.aws/`, `.ssh/`, unless excluded).
+    fn folder(&self, rel: &str) -> Folder {
         let name = rel.rsplit('/').next().unwrap_or(rel);
-        !self.has_include && name.starts_with('.') && rel != WELL_KNOWN && !in_well_known(rel)
+        if !name.starts_with('.') || rel == WELL_KNOWN || in_well_known(rel) {
+            return Folder::Walk;
+        }
+        if self.exclude.is_match(rel) && !self.include.is_match(rel) {
+            Folder::Skip(SkipReason::Excluded)
+        } else if self.has_include {
+            // Every file is judged on its own: the include globs may name some of them.
+            Folder::Walk
+        } else if matches!(name, ".git" | ".aws" | ".ssh") {
+            Folder::Secret
+        } else {
+            Folder::Skip(SkipReason::Dotfile)
+        }
     }
+
+    /// A matcher for `--exclude` globs alone, over paths relative to the build folder: what the
+    /// plan asks of a key the manifest knows and the build no longer has.
+    pub fn excluder(
+        globs: &[String],
+    ) -> Result<Excluder, ScanError> {
+        let set = glob_set(globs)?;
+        Ok(Box::new(move |rel: &str| set.is_match(rel)))
+    }
+}
+
+/// Whether a path relative to the build folder is left out by `--exclude`.
+pub type Excluder = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+enum Folder {
+    Walk,
+    Skip(SkipReason),
+    Secret,
 }
 
 fn in_well_known(rel: &str) -> bool {
@@ -290,12 +336,22 @@ pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, Sca
         let (rel, utf8) = relative(root, entry.path())?;
         let file_type = entry.file_type();
         if file_type.is_dir() {
-            if filter.prunes(&rel) {
-                walk.skip_current_dir();
-                let (rel, reason) = (rel + "/", SkipReason::Dotfile);
-                skipped.push(Skipped { rel, reason });
-            } else if entry.path_is_symlink() {
-                check_inside(&canon_root, entry.path())?;
+            match filter.folder(&rel) {
+                Folder::Skip(reason) => {
+                    walk.skip_current_dir();
+                    skipped.push(Skipped {
+                        rel: rel + "/",
+                        reason,
+                    });
+                }
+                Folder::Secret => {
+                    walk.skip_current_dir();
+                    secrets.push(rel + "/");
+                }
+                Folder::Walk if entry.path_is_symlink() => {
+                    check_inside(&canon_root, entry.path())?;
+                }
+                Folder::Walk => {}
             }
             continue;
         }
@@ -328,6 +384,7 @@ pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, Sca
                     key,
                     size,
                     sha256,
+                    parts: None,
                 });
             }
         }
@@ -342,7 +399,9 @@ pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, Sca
     }
     progress.walked(files.len(), files.iter().map(|f| f.size).sum());
     files.par_iter_mut().try_for_each(|f| {
-        f.sha256 = hash_listed(&f.path, f.size, progress)?;
+        let (whole, parts) = hash_listed(&f.path, f.size, progress)?;
+        f.sha256 = whole;
+        f.parts = parts.map(Into::into);
         Ok::<_, ScanError>(())
     })?;
     files.sort_unstable_by(|a, b| a.key.cmp(&b.key));
@@ -350,29 +409,37 @@ pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, Sca
     Ok(Scan { files, skipped })
 }
 
+/// The whole file's sha256, and each part's for a file large enough to go up in parts.
+type Hashes = ([u8; 32], Option<Vec<[u8; 32]>>);
+
 /// The size recorded at walk time goes into the manifest and the upload, so a file that changed
 /// since must not be paired with a hash of different content.
-fn hash_listed(path: &Path, size: u64, progress: &dyn ScanProgress) -> Result<[u8; 32], ScanError> {
+fn hash_listed(path: &Path, size: u64, progress: &dyn ScanProgress) -> Result<Hashes, ScanError> {
     let io_err = io_at(path);
-    let (sha256, read) = File::open(path)
-        .and_then(|f| hash_open(f, size, progress))
+    let part = (size > MULTIPART_THRESHOLD).then_some(PART_SIZE);
+    let (hashes, read) = File::open(path)
+        .and_then(|f| hash_open(f, size, part, progress))
         .map_err(&io_err)?;
     if read != size {
         let msg = format!("file changed while scanning ({size} bytes listed, {read} read)");
         return Err(io_err(io::Error::other(msg)));
     }
-    Ok(sha256)
+    Ok(hashes)
 }
 
 fn hash_open(
     mut file: File,
     hint: u64,
+    part_size: Option<u64>,
     progress: &dyn ScanProgress,
-) -> io::Result<([u8; 32], u64)> {
+) -> io::Result<(Hashes, u64)> {
     // Most site files are small: sizing the buffer to them avoids zeroing 256 KiB per file.
     let cap = usize::try_from(hint).map_or(CHUNK, |n| n.clamp(1, CHUNK));
     let mut buf = vec![0u8; cap];
     let mut hasher = Sha256::new();
+    let mut parts = part_size.map(|_| Vec::new());
+    let mut part = Sha256::new();
+    let mut in_part = 0u64;
     let mut total = 0u64;
     loop {
         let n = match file.read(&mut buf) {
@@ -382,10 +449,29 @@ fn hash_open(
             Err(e) => return Err(e),
         };
         hasher.update(&buf[..n]);
+        if let (Some(size), Some(list)) = (part_size, parts.as_mut()) {
+            let mut chunk = &buf[..n];
+            while !chunk.is_empty() {
+                let room = usize::try_from(size - in_part).unwrap_or(usize::MAX);
+                let take = room.min(chunk.len());
+                part.update(&chunk[..take]);
+                in_part += take as u64;
+                chunk = &chunk[take..];
+                if in_part == size {
+                    list.push(part.finalize_reset().into());
+                    in_part = 0;
+                }
+            }
+        }
         total += n as u64;
         progress.hashed(n as u64);
     }
-    Ok((hasher.finalize().into(), total))
+    if let Some(list) = parts.as_mut() {
+        if in_part > 0 || list.is_empty() {
+            list.push(part.finalize().into());
+        }
+    }
+    Ok(((hasher.finalize().into(), parts), total))
 }
 
 #[cfg(test)]
@@ -453,16 +539,34 @@ mod tests {
 
     #[test]
     fn dotfiles_skipped_but_well_known_kept() {
-        let dir = tree(".hidden .git/config a/.DS_Store .well-known/security.txt .well-known/.x i");
+        let dir = tree(".hidden .cache/x a/.DS_Store .well-known/security.txt .well-known/.x i");
         let scan = run(dir.path(), |_| {}).unwrap();
         assert_eq!(rels(&scan), [".well-known/security.txt", "i"]);
-        let want = [".git/", ".hidden", ".well-known/.x", "a/.DS_Store"];
+        let want = [".cache/", ".hidden", ".well-known/.x", "a/.DS_Store"];
         assert_eq!(skipped(&scan, SkipReason::Dotfile), want);
     }
 
     #[test]
+    fn secret_dotfiles_and_folders_are_refused_not_skipped() {
+        let dir = tree(".git/config .npmrc .env.production index.html");
+        let err = run(dir.path(), |_| {}).unwrap_err();
+        let want = words(".env.production .git/ .npmrc");
+        assert!(
+            matches!(&err, ScanError::Secrets(list) if *list == want),
+            "{err}"
+        );
+        // Excluding them is the way to say "not part of the site".
+        let scan = run(dir.path(), |o| o.exclude = words(".git .npmrc .env*")).unwrap();
+        assert_eq!(rels(&scan), ["index.html"]);
+        assert_eq!(
+            SkipReason::Dotfile.to_string(),
+            "a dotfile: pass --include GLOB to deploy it"
+        );
+    }
+
+    #[test]
     fn include_overrides_dotfile_exclude_and_secret() {
-        let dir = tree(".htaccess tls/server.key a.map .git/HEAD index.html");
+        let dir = tree(".htaccess tls/server.key a.map .cache/HEAD index.html");
         let scan = run(dir.path(), |o| {
             o.include = words(".htaccess *.key a.map");
             o.exclude = words("*.map");
@@ -473,7 +577,7 @@ mod tests {
             [".htaccess", "a.map", "index.html", "tls/server.key"]
         );
         // With include globs dot-directories are walked, so their files are listed one by one.
-        assert_eq!(skipped(&scan, SkipReason::Dotfile), [".git/HEAD"]);
+        assert_eq!(skipped(&scan, SkipReason::Dotfile), [".cache/HEAD"]);
     }
 
     #[test]
@@ -508,7 +612,11 @@ mod tests {
         let secrets = ".well-known/.env .well-known/.git/config cert.pem id_rsa k/s.KEY n/id_ed25519.pub x.p12";
         let dir = tree(&format!("{secrets} index.html .env keyboard.html"));
         let err = run(dir.path(), |_| {}).unwrap_err();
-        assert!(matches!(&err, ScanError::Secrets(list) if *list == words(secrets)));
+        let want = words(&format!(".env {secrets}"));
+        assert!(
+            matches!(&err, ScanError::Secrets(list) if *list == want),
+            "{err}"
+        );
         assert!(err.is_safety_refusal() && !err.is_io());
         let msg = err.to_string();
         assert!(
@@ -624,7 +732,8 @@ mod tests {
     fn hash_of_hello_is_known() {
         let dir = tree("");
         put(dir.path(), "hello.txt", b"hello\n");
-        let hash = hash_listed(&dir.path().join("hello.txt"), 6, &NoProgress).unwrap();
+        let (hash, parts) = hash_listed(&dir.path().join("hello.txt"), 6, &NoProgress).unwrap();
+        assert!(parts.is_none(), "small files go up whole");
         let want = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
         assert_eq!(hex::encode(hash), want);
     }
@@ -662,6 +771,22 @@ mod tests {
         let total = body.len() as u64 + 1;
         let counted = [count.1.load(Relaxed), count.2.load(Relaxed)];
         assert_eq!((count.0.load(Relaxed), counted), (2, [total, total]));
+    }
+
+    #[test]
+    fn part_hashes_cover_the_file_in_part_sized_pieces() {
+        let dir = tree("");
+        let body: Vec<u8> = (0..1000u32).map(|i| (i % 7) as u8).collect();
+        put(dir.path(), "f", &body);
+        let file = File::open(dir.path().join("f")).unwrap();
+        let ((whole, parts), read) = hash_open(file, 1000, Some(300), &NoProgress).unwrap();
+        assert_eq!(read, 1000);
+        assert_eq!(whole, <[u8; 32]>::from(Sha256::digest(&body)));
+        let want: Vec<[u8; 32]> = body.chunks(300).map(|c| Sha256::digest(c).into()).collect();
+        assert_eq!(parts, Some(want));
+        let exact = File::open(dir.path().join("f")).unwrap();
+        let ((_, parts), _) = hash_open(exact, 1000, Some(500), &NoProgress).unwrap();
+        assert_eq!(parts.map(|p| p.len()), Some(2), "no empty trailing part");
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! What the user reads: progress while the work runs, and the report at the end.
 
+pub mod github;
 pub mod progress;
 pub mod report;

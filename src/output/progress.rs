@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::settings::Verbosity;
 use crate::commands::execute::{Event, Progress};
 use crate::local::scan::ScanProgress;
+use crate::settings::Verbosity;
 
 pub struct Reporter {
     style: Style,
@@ -51,6 +51,14 @@ impl Reporter {
                 Some(bar) => bar.println(text),
                 None => eprintln!("{text}"),
             },
+        }
+    }
+
+    /// A line shown whatever the verbosity (errors), above the bar when one is showing.
+    pub fn always(&self, text: &str) {
+        match self.current() {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
         }
     }
 
@@ -115,11 +123,11 @@ impl Progress for Reporter {
     fn event(&self, event: Event<'_>) {
         match event {
             Event::Locked { holder } => self.detail(&format!("took the deploy lock as {holder}")),
-            Event::Replanned => self.line(
-                "the manifest changed before the lock was taken: planned again against the new one",
-            ),
-            Event::Uploading { files, bytes } => {
-                self.detail(&format!("uploading {files} files ({})", HumanBytes(bytes)));
+            Event::Aborted { key } => self.line(&format!(
+                "aborted an unfinished multipart upload of {key} left by an interrupted deploy"
+            )),
+            Event::Writing { files, bytes } => {
+                self.detail(&format!("writing {files} files ({})", HumanBytes(bytes)));
                 self.files_total.store(files, Ordering::Relaxed);
                 self.files_done.store(0, Ordering::Relaxed);
                 self.start_bar(
@@ -132,37 +140,35 @@ impl Progress for Reporter {
                     bar.inc(bytes);
                 }
             }
-            Event::Uploaded { key, size } => match self.style {
-                Style::Plain { .. } => self.line(&format!("uploaded {key} ({})", HumanBytes(size))),
-                Style::Bars { verbose } => {
-                    if verbose {
-                        self.line(&format!("uploaded {key}"));
-                    }
+            Event::Wrote { key, size, copied } => {
+                let verb = if copied { "updated" } else { "uploaded" };
+                let text = if copied {
+                    format!("{verb} {key} (server-side copy)")
+                } else {
+                    format!("{verb} {key} ({})", HumanBytes(size))
+                };
+                match self.style {
+                    Style::Plain { .. } | Style::Bars { .. } => self.line(&text),
+                    Style::Silent => {}
+                }
+                if matches!(self.style, Style::Bars { .. }) {
                     let n = self.files_done.fetch_add(1, Ordering::Relaxed) + 1;
                     let total = self.files_total.load(Ordering::Relaxed);
                     if let Some(bar) = self.current() {
                         bar.set_message(format!("{n}/{total} files"));
                     }
                 }
-                Style::Silent => {}
-            },
-            Event::UploadFailed { key, error } => {
+            }
+            Event::WriteFailed { key, error } => {
                 // Failures are shown even with -q: they decide the exit code.
-                let text = format!("error: upload {key} failed: {error}");
-                match self.current() {
-                    Some(bar) => bar.println(text),
-                    None => eprintln!("{text}"),
-                }
+                self.always(&format!("error: {key}: {error}"));
             }
-            Event::Deleted { key } => {
-                if matches!(self.style, Style::Plain { .. }) {
-                    self.line(&format!("deleted {key}"));
-                } else {
-                    self.detail(&format!("deleted {key}"));
-                }
+            Event::Kept { key } => {
+                self.detail(&format!("kept a copy of the old {key} for rollbacks"))
             }
+            Event::Deleted { key } => self.line(&format!("deleted {key}")),
             Event::DeleteFailed { key, error } => {
-                eprintln!("error: delete {key} failed: {error}");
+                self.always(&format!("error: delete {key} failed: {error}"));
             }
             Event::Invalidating {
                 distribution,
@@ -176,17 +182,18 @@ impl Progress for Reporter {
             Event::InvalidationFailed {
                 distribution,
                 error,
-            } => eprintln!("error: CloudFront {distribution}: invalidation failed: {error}"),
+            } => self.always(&format!(
+                "error: CloudFront {distribution}: invalidation failed: {error}"
+            )),
             Event::Retrying { what, after } => {
                 self.line(&format!("{what}: retrying in {}s", after.as_secs()))
             }
-            Event::ManifestWritten => self.detail("manifest written"),
-            Event::Unlocked => self.detail("released the deploy lock"),
-            Event::UnlockFailed { error } => {
-                self.line(&format!(
-                    "warning: could not release the deploy lock ({error}); it expires by itself"
-                ));
-            }
+            Event::LockLost { taken } => self.always(if taken {
+                "error: another deploy took the lock over: stopping before the next write"
+            } else {
+                "error: the lock could not be renewed: stopping before the next write"
+            }),
+            Event::ManifestWritten => self.detail("manifest written, lock released"),
         }
     }
 }

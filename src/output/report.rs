@@ -2,18 +2,19 @@
 //! document. Rendering only; every figure comes from the plan and the execution.
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::Duration;
 
 use indicatif::HumanBytes;
 use serde::Serialize;
 
 use crate::commands::execute::{Executed, Invalidated};
-use crate::decide::plan::Outcome;
+use crate::decide::plan::{DeleteKind, Local, Outcome, Reason, Source};
 
 /// Facts shared by every rendering.
 #[derive(Clone, Debug)]
 pub struct Context<'a> {
-    pub dir: &'a str,
+    pub dir: String,
     pub bucket: &'a str,
     pub prefix: &'a str,
     pub scanned_files: usize,
@@ -22,8 +23,20 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn target(&self) -> String {
+    pub fn target(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// The build folder as the user would name it: relative to the current folder when it is
+/// inside it.
+pub fn shown_dir(dir: &Path) -> String {
+    let cwd = std::env::current_dir().ok();
+    let rel = cwd.as_deref().and_then(|c| dir.strip_prefix(c).ok());
+    match rel {
+        Some(r) if r.as_os_str().is_empty() => ".".into(),
+        Some(r) => r.display().to_string(),
+        None => dir.display().to_string(),
     }
 }
 
@@ -36,67 +49,197 @@ fn shown(key: &str) -> String {
     }
 }
 
-/// `+ new`, `~ changed (why)`, `- removed`, `= unchanged`, then the invalidation paths.
-pub fn dry_run(ctx: &Context, preview: &Executed, verbose: bool) -> String {
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn files(n: usize) -> String {
+    format!("{n} file{}", plural(n))
+}
+
+/// `+ new`, `~ changed (why)`, `- removed`, `> retired`, `x expired`, `= unchanged`, then the
+/// invalidation paths.
+pub fn dry_run(ctx: &Context, preview: &Executed, verbose: bool, local: &[Local]) -> String {
     let plan = &preview.plan;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Dry run: {} -> {} ({} files, {})",
+        "Dry run: {} -> {} ({}, {})",
         ctx.dir,
         ctx.target(),
-        ctx.scanned_files,
+        files(ctx.scanned_files),
         HumanBytes(ctx.scanned_bytes)
     );
     let width = plan
-        .uploads
+        .writes
         .iter()
         .map(|u| u.key.chars().count())
+        .chain(plan.deletes.iter().map(|d| d.key.chars().count()))
         .max()
         .unwrap_or(0)
         .min(60);
-    for u in &plan.uploads {
-        let mark = if u.reason == crate::decide::plan::Reason::New {
-            '+'
-        } else {
-            '~'
+    for w in &plan.writes {
+        let mark = if w.reason == Reason::New { '+' } else { '~' };
+        let how = match w.source {
+            Source::Restyle => " (server-side copy, nothing sent)",
+            Source::Copy { .. } => " (server-side copy)",
+            Source::File(_) => "",
         };
         let _ = writeln!(
             out,
-            "{mark} {:<width$}  {:>10}  {}",
-            shown(&u.key),
-            HumanBytes(u.size).to_string(),
-            u.reason.as_str()
+            "{mark} {:<width$}  {:>10}  {}{how}",
+            shown(&w.key),
+            HumanBytes(w.size).to_string(),
+            w.reason.as_str()
         );
     }
-    for d in &plan.deletes {
-        let _ = writeln!(out, "- {}", shown(&d.key));
+    for d in plan
+        .deletes
+        .iter()
+        .filter(|d| d.kind == DeleteKind::Removed)
+    {
+        let _ = writeln!(out, "- {:<width$}  {:>10}  removed", shown(&d.key), "");
     }
-    for k in &plan.kept {
-        let _ = writeln!(out, "  {} (removed locally, kept: --no-delete)", shown(k));
+    for k in &plan.retire {
+        let _ = writeln!(
+            out,
+            "> {:<width$}  {:>10}  retired: stays for open tabs, deleted by a later deploy",
+            shown(k),
+            ""
+        );
+    }
+    for d in plan
+        .deletes
+        .iter()
+        .filter(|d| d.kind == DeleteKind::Expired)
+    {
+        let _ = writeln!(
+            out,
+            "x {:<width$}  {:>10}  expired: retired long enough",
+            shown(&d.key),
+            ""
+        );
+    }
+    for k in &plan.revive {
+        let _ = writeln!(
+            out,
+            "< {:<width$}  {:>10}  back in the build: live again, nothing sent",
+            shown(k),
+            ""
+        );
+    }
+    for (k, why) in &plan.left {
+        let why = match why {
+            crate::decide::plan::LeftWhy::Excluded => {
+                "excluded: left in the bucket (--delete-excluded removes it)"
+            }
+            crate::decide::plan::LeftWhy::NoDelete => "removed locally, kept: --no-delete",
+        };
+        let _ = writeln!(out, "  {:<width$}  {:>10}  {why}", shown(k), "");
     }
     if verbose {
-        for k in &plan.unchanged {
-            let _ = writeln!(out, "= {}", shown(k));
+        let written: std::collections::BTreeSet<&str> =
+            plan.writes.iter().map(|w| w.key.as_str()).collect();
+        for l in local
+            .iter()
+            .filter(|l| !written.contains(l.file.key.as_str()))
+        {
+            let _ = writeln!(out, "= {}", shown(&l.file.key));
         }
-    } else if !plan.unchanged.is_empty() {
-        let _ = writeln!(out, "= {} unchanged", plan.unchanged.len());
+    } else if plan.unchanged > 0 {
+        let _ = writeln!(out, "= {} unchanged", plan.unchanged);
+    }
+    let garbage = plan
+        .deletes
+        .iter()
+        .filter(|d| d.kind == DeleteKind::Garbage)
+        .count();
+    if garbage > 0 {
+        let _ = writeln!(
+            out,
+            "  ({garbage} kept cop{} no longer needed for rollbacks would be deleted)",
+            if garbage == 1 { "y" } else { "ies" }
+        );
     }
     for inv in &preview.invalidations {
         out.push_str(&invalidation_lines(inv, true));
     }
-    if plan.is_empty() {
+    if plan.is_empty() && plan.pending.is_empty() {
         let _ = writeln!(out, "Nothing to deploy. Nothing was written.");
     } else {
-        let _ = writeln!(
-            out,
-            "Would upload {} ({}) and delete {}. Nothing was written.",
-            files(plan.uploads.len()),
-            HumanBytes(plan.upload_bytes()),
-            files(plan.deletes.len())
-        );
+        let _ = writeln!(out, "Would {}. Nothing was written.", counts(preview, true));
     }
     out
+}
+
+/// "upload 8 files (7.20 KiB), update 1, delete 3, retire 2".
+fn counts(done: &Executed, planned: bool) -> String {
+    let plan = &done.plan;
+    let ok = |i: usize| planned || done.outcomes.writes.get(i) == Some(&Outcome::Done);
+    let mut uploads = 0;
+    let mut bytes = 0;
+    let mut updates = 0;
+    for (i, w) in plan.writes.iter().enumerate() {
+        if !ok(i) {
+            continue;
+        }
+        match w.source {
+            Source::File(_) => {
+                uploads += 1;
+                bytes += w.size;
+            }
+            _ => updates += 1,
+        }
+    }
+    let del_ok = |i: usize| planned || done.outcomes.deletes.get(i) == Some(&Outcome::Done);
+    let removed = plan
+        .deletes
+        .iter()
+        .enumerate()
+        .filter(|(i, d)| d.kind == DeleteKind::Removed && del_ok(*i))
+        .count();
+    let expired = plan
+        .deletes
+        .iter()
+        .enumerate()
+        .filter(|(i, d)| d.kind == DeleteKind::Expired && del_ok(*i))
+        .count();
+    let verb = |w: &str, p: &str| {
+        if planned {
+            w.to_string()
+        } else {
+            p.to_string()
+        }
+    };
+    let mut parts = vec![format!(
+        "{} {} ({})",
+        verb("upload", "uploaded"),
+        files(uploads),
+        HumanBytes(if planned { bytes } else { done.bytes_sent })
+    )];
+    if updates > 0 {
+        parts.push(format!(
+            "{} {updates} by server-side copy",
+            verb("update", "updated")
+        ));
+    }
+    parts.push(format!("{} {}", verb("delete", "deleted"), files(removed)));
+    let retired = if planned || done.outcomes.bookkeeping {
+        plan.retire.len()
+    } else {
+        0
+    };
+    if retired > 0 {
+        parts.push(format!("{} {retired}", verb("retire", "retired")));
+    }
+    if expired > 0 {
+        parts.push(format!("{} {expired} expired", verb("delete", "deleted")));
+    }
+    parts.join(", ")
 }
 
 /// One distribution's invalidation; with `paths`, every path on its own line.
@@ -147,33 +290,16 @@ fn invalidation_lines(inv: &Invalidated, paths: bool) -> String {
     out
 }
 
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-fn files(n: usize) -> String {
-    if n == 1 {
-        "1 file".into()
-    } else {
-        format!("{n} files")
-    }
-}
-
 /// The one-paragraph result of a real deploy.
 pub fn summary(ctx: &Context, done: &Executed) -> String {
     let secs = format!("{:.1}s", ctx.elapsed.as_secs_f64());
-    let uploaded = done.uploaded().count();
-    let deleted = done.deleted().count();
-    let unchanged = done.plan.unchanged.len();
+    let plan = &done.plan;
     let mut out = String::new();
-    if done.plan.is_empty() && done.invalidations.is_empty() {
+    if plan.is_empty() && done.invalidations.is_empty() {
         let _ = writeln!(
             out,
-            "Nothing to deploy: {unchanged} files unchanged in {} ({secs}).",
+            "Nothing to deploy: {} unchanged in {} ({secs}).",
+            files(plan.unchanged),
             ctx.target()
         );
         return out;
@@ -187,18 +313,18 @@ pub fn summary(ctx: &Context, done: &Executed) -> String {
     };
     let _ = writeln!(
         out,
-        "{head}: {} -> {}: {} uploaded ({}), {} deleted, {unchanged} unchanged in {secs}.",
+        "{head}: {} -> {}: {}, {} unchanged in {secs}.",
         ctx.dir,
         ctx.target(),
-        files(uploaded),
-        HumanBytes(done.bytes_sent),
-        files(deleted),
+        counts(done, false),
+        plan.unchanged,
     );
     let failed = done.failures.len();
     let skipped = done
-        .uploads
+        .outcomes
+        .writes
         .iter()
-        .chain(&done.deletes)
+        .chain(&done.outcomes.deletes)
         .filter(|o| **o == Outcome::Skipped)
         .count();
     if failed > 0 || skipped > 0 {
@@ -206,12 +332,23 @@ pub fn summary(ctx: &Context, done: &Executed) -> String {
             out,
             "{failed} failed, {skipped} not attempted. The manifest records exactly what landed: run the deploy again to finish."
         );
+        for f in done.failures.iter().take(10) {
+            let _ = writeln!(out, "  {}: {}", shown(&f.key), f.error);
+        }
     }
-    if !done.plan.kept.is_empty() {
+    if done.aborted > 0 {
         let _ = writeln!(
             out,
-            "{} removed locally but kept (--no-delete).",
-            files(done.plan.kept.len())
+            "Aborted {} unfinished multipart upload{} an interrupted deploy left behind.",
+            done.aborted,
+            plural(done.aborted)
+        );
+    }
+    if !plan.left.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} no longer in the build left in place (excluded or --no-delete).",
+            files(plan.left.len())
         );
     }
     for inv in &done.invalidations {
@@ -226,6 +363,40 @@ pub fn summary(ctx: &Context, done: &Executed) -> String {
     out
 }
 
+/// What `verify` found, for the summary.
+pub fn verified(v: &crate::commands::verify::Verified) -> String {
+    let mut out = String::new();
+    if v.stale.is_empty() {
+        let _ = writeln!(
+            out,
+            "Verified through {}: {} URL{} serve exactly what was deployed.",
+            v.base,
+            v.checked,
+            plural(v.checked)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Stale through {}: {} of {} URL{} do not serve what was deployed:",
+            v.base,
+            v.stale.len(),
+            v.checked,
+            plural(v.checked)
+        );
+        for s in v.stale.iter().take(50) {
+            let _ = writeln!(out, "  {}  {}", s.url, s.served);
+        }
+        if v.stale.len() > 50 {
+            let _ = writeln!(
+                out,
+                "  … and {} more (--json lists them all)",
+                v.stale.len() - 50
+            );
+        }
+    }
+    out
+}
+
 #[derive(Debug, Serialize)]
 pub struct Document {
     pub bucket: String,
@@ -233,8 +404,11 @@ pub struct Document {
     pub dry_run: bool,
     pub uploads: Vec<UploadDoc>,
     pub deletes: Vec<DeleteDoc>,
+    pub retired: Vec<String>,
+    pub expired: Vec<DeleteDoc>,
+    pub revived: Vec<String>,
+    pub left: Vec<LeftDoc>,
     pub unchanged: usize,
-    pub kept: Vec<String>,
     pub invalidations: Vec<Invalidated>,
     pub failures: Vec<FailureDoc>,
     pub files_scanned: usize,
@@ -242,6 +416,8 @@ pub struct Document {
     pub bytes_uploaded: u64,
     pub duration_ms: u64,
     pub exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::commands::verify::Verified>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -251,6 +427,8 @@ pub struct UploadDoc {
     pub key: String,
     pub size: u64,
     pub reason: &'static str,
+    /// `upload`, or `copy` for a server-side copy (a header update, a restore).
+    pub method: &'static str,
     /// `done`, `failed` or `skipped` after a real run; absent in a dry run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<&'static str>,
@@ -261,6 +439,12 @@ pub struct DeleteDoc {
     pub key: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LeftDoc {
+    pub key: String,
+    pub why: crate::decide::plan::LeftWhy,
 }
 
 #[derive(Debug, Serialize)]
@@ -277,38 +461,55 @@ fn status(o: Outcome) -> &'static str {
     }
 }
 
-/// The `--json` document. `done` is `None` for a dry run.
+/// The `--json` document.
 pub fn document(ctx: &Context, result: &Executed, dry_run: bool, exit_code: u8) -> Document {
     let plan = &result.plan;
     let done = (!dry_run).then_some(result);
     let outcome =
         |list: Option<&Vec<Outcome>>, i: usize| list.and_then(|l| l.get(i)).copied().map(status);
+    let deletes = |kind: DeleteKind| -> Vec<DeleteDoc> {
+        plan.deletes
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.kind == kind)
+            .map(|(i, d)| DeleteDoc {
+                key: d.key.clone(),
+                status: outcome(done.map(|d| &d.outcomes.deletes), i),
+            })
+            .collect()
+    };
     Document {
         bucket: ctx.bucket.to_string(),
         prefix: ctx.prefix.to_string(),
         dry_run,
         uploads: plan
-            .uploads
+            .writes
             .iter()
             .enumerate()
-            .map(|(i, u)| UploadDoc {
-                key: u.key.clone(),
-                size: u.size,
-                reason: u.reason.as_str(),
-                status: outcome(done.map(|d| &d.uploads), i),
+            .map(|(i, w)| UploadDoc {
+                key: w.key.clone(),
+                size: w.size,
+                reason: w.reason.as_str(),
+                method: match w.source {
+                    Source::File(_) => "upload",
+                    _ => "copy",
+                },
+                status: outcome(done.map(|d| &d.outcomes.writes), i),
             })
             .collect(),
-        deletes: plan
-            .deletes
+        deletes: deletes(DeleteKind::Removed),
+        retired: plan.retire.clone(),
+        expired: deletes(DeleteKind::Expired),
+        revived: plan.revive.clone(),
+        left: plan
+            .left
             .iter()
-            .enumerate()
-            .map(|(i, d)| DeleteDoc {
-                key: d.key.clone(),
-                status: outcome(done.map(|d| &d.deletes), i),
+            .map(|(k, why)| LeftDoc {
+                key: k.clone(),
+                why: *why,
             })
             .collect(),
-        unchanged: plan.unchanged.len(),
-        kept: plan.kept.clone(),
+        unchanged: plan.unchanged,
         invalidations: result.invalidations.clone(),
         failures: done
             .map(|d| {
@@ -326,19 +527,31 @@ pub fn document(ctx: &Context, result: &Executed, dry_run: bool, exit_code: u8) 
         bytes_uploaded: done.map_or(0, |d| d.bytes_sent),
         duration_ms: u64::try_from(ctx.elapsed.as_millis()).unwrap_or(u64::MAX),
         exit_code,
+        verify: None,
         error: None,
+    }
+}
+
+/// One JSON document on stdout.
+pub fn print_json<T: Serialize>(doc: &T) {
+    match serde_json::to_string_pretty(doc) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot render the JSON report: {e}"),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
     use super::*;
+    use crate::decide::plan::{Delete, Outcomes, Plan, Write};
     use crate::local::headers::default_headers;
-    use crate::decide::plan::{Delete, Plan, Reason, Upload};
 
     fn ctx() -> Context<'static> {
         Context {
-            dir: "dist",
+            dir: "dist".into(),
             bucket: "site",
             prefix: "",
             scanned_files: 3,
@@ -348,25 +561,28 @@ mod tests {
     }
 
     fn plan() -> Plan {
-        let up = |key: &str, reason| Upload {
+        let up = |key: &str, reason| Write {
             key: key.into(),
-            rel: key.into(),
-            path: key.into(),
+            source: Source::File(PathBuf::from(key)),
             size: 1024,
             sha256: [0; 32],
-            headers: default_headers(key),
+            parts: None,
+            headers: Arc::new(default_headers(key)),
             reason,
             html: key.ends_with(".html"),
+            keep: None,
         };
         Plan {
-            uploads: vec![up("app.js", Reason::New), up("index.html", Reason::Content)],
+            writes: vec![up("app.js", Reason::New), up("index.html", Reason::Content)],
             deletes: vec![Delete {
-                key: "old.js".into(),
+                key: "old.html".into(),
                 size: 1,
+                kind: DeleteKind::Removed,
+                keep: None,
             }],
-            unchanged: vec!["logo.png".into()],
-            kept: vec![],
-            pending: vec![],
+            retire: vec!["app-OldHash1.js".into()],
+            unchanged: 1,
+            ..Plan::default()
         }
     }
 
@@ -384,27 +600,39 @@ mod tests {
             }],
             ..Executed::default()
         };
-        let text = dry_run(&ctx(), &preview, false);
+        let text = dry_run(&ctx(), &preview, false, &[]);
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("Dry run: dist -> s3://site/"));
-        assert!(lines[1].starts_with("+ app.js") && lines[1].ends_with("new"));
+        assert!(
+            lines[0].starts_with("Dry run: dist -> s3://site/ (3 files"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("+ app.js") && lines[1].ends_with("new"),
+            "{text}"
+        );
         assert!(lines[2].starts_with("~ index.html") && lines[2].ends_with("content"));
-        assert_eq!(lines[3], "- old.js");
-        assert_eq!(lines[4], "= 1 unchanged");
+        assert!(lines[3].starts_with("- old.html") && lines[3].ends_with("removed"));
+        assert!(lines[4].starts_with("> app-OldHash1.js") && lines[4].contains("retired"));
+        assert_eq!(lines[5], "= 1 unchanged");
         assert_eq!(
-            lines[5],
+            lines[6],
             "CloudFront E1: would invalidate 2 paths (0 wildcards, 0 unchanged files evicted)"
         );
-        assert_eq!(lines[6..8], ["  /", "  /index.html"]);
-        assert!(lines[8].contains("Would upload 2 files (2.00 KiB) and delete 1 file."));
+        assert_eq!(lines[7..9], ["  /", "  /index.html"]);
+        assert_eq!(
+            lines[9],
+            "Would upload 2 files (2.00 KiB), delete 1 file, retire 1. Nothing was written."
+        );
     }
 
     #[test]
     fn partial_summary_says_what_to_do() {
+        let p = plan();
+        let mut outcomes = Outcomes::skipped(&p);
+        outcomes.writes[0] = Outcome::Failed;
         let done = Executed {
-            plan: plan(),
-            uploads: vec![Outcome::Failed, Outcome::Skipped],
-            deletes: vec![Outcome::Skipped],
+            plan: p,
+            outcomes,
             failures: vec![crate::commands::execute::Failure {
                 key: "app.js".into(),
                 error: "access denied".into(),
@@ -413,21 +641,27 @@ mod tests {
         };
         let text = summary(&ctx(), &done);
         assert!(
-            text.starts_with("Partial deploy: dist -> s3://site/: 0 files uploaded"),
+            text.starts_with("Partial deploy: dist -> s3://site/: uploaded 0 files"),
             "{text}"
         );
         assert!(text.contains("1 failed, 2 not attempted"));
+        assert!(text.contains("app.js: access denied"));
         let doc = document(&ctx(), &done, false, 3);
         let json = serde_json::to_value(&doc).expect("json");
         assert_eq!(json["uploads"][0]["status"], "failed");
         assert_eq!(json["uploads"][1]["status"], "skipped");
+        assert_eq!(json["retired"][0], "app-OldHash1.js");
         assert_eq!(json["exit_code"], 3);
         assert_eq!(json["dry_run"], false);
     }
 
     #[test]
-    fn control_characters_are_escaped() {
+    fn control_characters_are_escaped_and_dirs_shown_relative() {
         assert_eq!(shown("a\nb"), "\"a\\nb\"");
         assert_eq!(shown("café au lait"), "café au lait");
+        let cwd = std::env::current_dir().expect("cwd");
+        assert_eq!(shown_dir(&cwd.join("dist")), "dist");
+        assert_eq!(shown_dir(&cwd), ".");
+        assert_eq!(shown_dir(Path::new("/elsewhere/x")), "/elsewhere/x");
     }
 }

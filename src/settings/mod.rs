@@ -10,16 +10,26 @@ use serde_json::{Map, Value};
 
 use sha2::{Digest, Sha256};
 
-use crate::cloud::aws::AwsOptions;
 use crate::cli::Args;
-use crate::error::Error;
+use crate::cloud::aws::AwsOptions;
 use crate::decide::invalidation::DEFAULT_MAX_PATHS;
-use crate::state::manifest::{LOCK_NAME, MANIFEST_NAME};
 use crate::decide::plan::{PlanOptions, DEFAULT_MAX_DELETE};
+use crate::error::Error;
 use crate::local::rules::HeaderRule;
+use crate::state::history::DEFAULT_KEEP;
+use crate::state::layout::Layout;
 pub mod sources;
 
 use self::sources::{FileTable, Layer, Origin, SourceError};
+
+/// How long a request may go unanswered before it is retried (three attempts in all).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A dead deploy blocks others at most this long: renewed every third of it, the lock of a
+/// live deploy never lapses on a healthy connection.
+pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(60);
+/// How long retired content-hashed files stay: a week covers a tab left open over a weekend,
+/// and a page cached by a browser or a service worker for days; old chunks are small.
+pub const DEFAULT_KEEP_OLD_ASSETS: Duration = Duration::from_secs(7 * 86_400);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verbosity {
@@ -30,6 +40,9 @@ pub enum Verbosity {
 
 #[derive(Clone, Debug)]
 pub struct Settings {
+    pub command: crate::cli::Command,
+    /// `--yes`: no question asked before a rollback or an unlock.
+    pub yes: bool,
     pub headers: Vec<HeaderRule>,
     /// `false`: no built-in Cache-Control policy, only the rules'.
     pub default_headers: bool,
@@ -56,7 +69,19 @@ pub struct Settings {
     pub concurrency: usize,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// Globs of files whose bytes never change under their name, besides those the built-in
+    /// detection recognises.
+    pub immutable: Vec<String>,
     pub lock_ttl: Duration,
+    /// How long to wait for another deploy's lock; zero fails at once.
+    pub lock_wait: Duration,
+    pub keep_deploys: usize,
+    /// Deploy a folder that looks like a project root.
+    pub allow_project_dir: bool,
+    pub verify: bool,
+    pub verify_url: Option<String>,
+    /// A broken same-site reference stops the deploy instead of warning.
+    pub strict: bool,
     pub verbosity: Verbosity,
     pub env: Environment,
 }
@@ -66,15 +91,17 @@ pub struct Settings {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     pub bucket: String,
-    pub prefix: String,
-    pub manifest_key: String,
-    pub lock_key: String,
+    pub layout: Layout,
 }
 
 impl Target {
     /// `s3://bucket/prefix/` for messages.
     pub fn url(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.prefix)
+        format!("s3://{}/{}", self.bucket, self.layout.prefix)
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.layout.prefix
     }
 }
 
@@ -220,6 +247,26 @@ impl Settings {
             }
         };
         let flag = |key: &str| merged.get(key).and_then(|(v, _)| v.as_bool());
+        let duration =
+            |key: &str, min: u64, max: u64, default: Duration| -> Result<Duration, Error> {
+                match merged.get(key) {
+                    Some((v, origin)) => {
+                        let d = v
+                            .as_u64()
+                            .map(Duration::from_secs)
+                            .or_else(|| v.as_str().and_then(sources::parse_duration))
+                            .ok_or_else(|| SourceError::WrongType {
+                                origin: origin.label.clone(),
+                                key: key.to_string(),
+                                expected: "a duration such as \"30s\", \"12h\" or \"7d\"",
+                                found: format!("{v}"),
+                            })?;
+                        let secs = sources::in_range(key, d.as_secs(), origin, min, max)?;
+                        Ok(Duration::from_secs(secs))
+                    }
+                    None => Ok(default),
+                }
+            };
         let count = |key: &str, min: u64, max: u64, default: u64| -> Result<u64, Error> {
             match merged.get(key) {
                 Some((v, origin)) => Ok(sources::in_range(
@@ -235,12 +282,15 @@ impl Settings {
 
         // A folder given on the command line is taken as is; one from a file is relative to
         // that file.
+        // Only a deploy needs a build folder; `--print-config` shows what is set.
+        let needs_dir = args.command == crate::cli::Command::Deploy && !args.print_config;
         let dir = match (args.dir.clone(), merged.get("dir")) {
             (Some(d), _) => d,
             (None, Some((Value::String(d), origin))) => match &origin.base {
                 Some(base) => base.join(d),
                 None => cwd.join(d),
             },
+            _ if !needs_dir => PathBuf::new(),
             _ => {
                 return Err(Error::Usage(format!(
                     "no build folder given: pass the folder to deploy, e.g. `{} --bucket my-site dist/`, or set `dir` in the configuration",
@@ -249,7 +299,7 @@ impl Settings {
             }
         };
         let distributions = list("distribution");
-        let domain = text("domain");
+        let domain = text("domain").map(|d| normalize_domain(&d));
         let (bucket, url_prefix) = match text("bucket") {
             Some(raw) => {
                 let (b, p) = split_bucket(&raw).map_err(|e| {
@@ -257,7 +307,9 @@ impl Settings {
                 })?;
                 (Some(b), p)
             }
-            None if domain.is_some() || !distributions.is_empty() => (None, None),
+            None if domain.is_some() || !distributions.is_empty() || args.print_config => {
+                (None, None)
+            }
             None => {
                 return Err(Error::Usage(
                     "no bucket given: pass --bucket NAME, set `bucket` in the configuration, or --domain HOST to take it from the CloudFront distribution".into(),
@@ -307,12 +359,16 @@ impl Settings {
                 origin_of(&merged, "invalidate")
             )));
         }
+        let keep_deploys = usize::try_from(count("keep-deploys", 0, 1000, DEFAULT_KEEP as u64)?)
+            .unwrap_or(DEFAULT_KEEP);
         let headers: Vec<HeaderRule> = match merged.get("headers") {
             Some((v, origin)) => serde_json::from_value(v.clone())
                 .map_err(|e| Error::Usage(format!("{}: `headers`: {e}", origin.label)))?,
             None => Vec::new(),
         };
         Ok(Settings {
+            command: args.command.clone(),
+            yes: args.yes,
             dir,
             bucket,
             prefix,
@@ -322,13 +378,22 @@ impl Settings {
             max_paths: usize::try_from(count("max-paths", 1, 3000, DEFAULT_MAX_PATHS as u64)?)
                 .unwrap_or(DEFAULT_MAX_PATHS),
             invalidate,
-            wait: wait
-                .then(|| Duration::from_secs(count("wait-timeout", 1, 86_400, 900).unwrap_or(900))),
+            wait: if wait {
+                Some(duration(
+                    "wait-timeout",
+                    1,
+                    86_400,
+                    Duration::from_secs(900),
+                )?)
+            } else {
+                None
+            },
             aws: AwsOptions {
                 region: text("region"),
                 profile: text("profile"),
                 endpoint_url,
                 env_endpoint: env.env_endpoint,
+                timeout: duration("timeout", 1, 3600, DEFAULT_TIMEOUT)?,
             },
             plan: PlanOptions {
                 force: args.force,
@@ -340,13 +405,33 @@ impl Settings {
                     DEFAULT_MAX_DELETE as u64,
                 )?)
                 .unwrap_or(usize::MAX),
+                delete_excluded: flag("delete-excluded").unwrap_or(false),
+                allow_mass_delete: flag("allow-mass-delete").unwrap_or(false),
+                keep_old_assets: i64::try_from(
+                    duration(
+                        "keep-old-assets",
+                        0,
+                        10 * 365 * 86_400,
+                        DEFAULT_KEEP_OLD_ASSETS,
+                    )?
+                    .as_secs(),
+                )
+                .unwrap_or(i64::MAX),
+                keep_copies: keep_deploys > 0,
             },
             dry_run: args.dry_run,
             json: args.json,
             concurrency: usize::try_from(count("concurrency", 1, 256, 16)?).unwrap_or(16),
             include: list("include"),
             exclude: list("exclude"),
-            lock_ttl: Duration::from_secs(count("lock-ttl", 60, 7 * 86_400, 1800)?),
+            immutable: list("immutable"),
+            lock_ttl: duration("lock-ttl", 3, 3600, DEFAULT_LOCK_TTL)?,
+            lock_wait: duration("lock-wait", 0, 86_400, Duration::ZERO)?,
+            keep_deploys,
+            allow_project_dir: flag("allow-project-dir").unwrap_or(false),
+            verify: flag("verify").unwrap_or(false),
+            verify_url: text("verify-url"),
+            strict: flag("strict").unwrap_or(false),
             headers,
             default_headers: flag("default-headers").unwrap_or(true),
             verbosity: if args.quiet {
@@ -368,16 +453,9 @@ impl Settings {
 
     /// Where the deploy writes, once the bucket and prefix are known.
     pub fn target(&self, bucket: String, prefix: String) -> Target {
-        let default_manifest = format!("{prefix}{MANIFEST_NAME}");
-        let (manifest_key, lock_key) = match &self.manifest_key {
-            Some(k) if *k != default_manifest => (k.clone(), format!("{k}.lock")),
-            _ => (default_manifest, format!("{prefix}{LOCK_NAME}")),
-        };
         Target {
             bucket,
-            prefix,
-            manifest_key,
-            lock_key,
+            layout: Layout::new(&prefix, self.manifest_key.as_deref()),
         }
     }
 
@@ -475,11 +553,17 @@ fn discover(args: &Args, vars: &[(String, String)], cwd: &Path) -> Result<Vec<Fi
         });
     }
     let mut files = Vec::new();
-    // Cargo is asked only when a Cargo.toml is the source: a web project never needs cargo.
+    // Cargo is asked only when asked for (`--manifest-path`, `-p`), or when the Cargo.toml
+    // found has cdn-deploy settings: a web project, or a Rust project configured by flags, never
+    // needs a working cargo.
+    let explicit = args.manifest_path.is_some() || args.package.is_some();
     let cargo_toml = args
         .manifest_path
         .clone()
-        .or_else(|| sources::find_up(cwd, "Cargo.toml"));
+        .or_else(|| sources::find_up(cwd, "Cargo.toml"))
+        .filter(|path| {
+            explicit || std::fs::read_to_string(path).is_ok_and(|text| text.contains("cdn-deploy"))
+        });
     if let Some(manifest) = cargo_toml {
         if let Some(t) = sources::read_cargo(Some(&manifest), args.package.as_deref(), cwd)? {
             files.push(t);
@@ -523,8 +607,31 @@ fn flag_layer(args: &Args) -> Layer {
     put("max-delete", args.max_delete.map(|n| Value::from(n as u64)));
     put("concurrency", args.concurrency.map(Value::from));
     put("max-paths", args.max_paths.map(|n| Value::from(n as u64)));
-    put("lock-ttl", args.lock_ttl.map(Value::from));
-    put("wait-timeout", args.wait_timeout.map(Value::from));
+    put("lock-ttl", args.lock_ttl.clone().map(Value::from));
+    put("lock-wait", args.lock_wait.clone().map(Value::from));
+    put("timeout", args.timeout.clone().map(Value::from));
+    put("wait-timeout", args.wait_timeout.clone().map(Value::from));
+    put(
+        "keep-old-assets",
+        args.keep_old_assets.clone().map(Value::from),
+    );
+    put("keep-deploys", args.keep_deploys.map(Value::from));
+    put("verify-url", args.verify_url.clone().map(Value::from));
+    put("immutable", list(&args.immutable));
+    put(
+        "delete-excluded",
+        args.delete_excluded.then_some(Value::Bool(true)),
+    );
+    put(
+        "allow-mass-delete",
+        args.allow_mass_delete.then_some(Value::Bool(true)),
+    );
+    put(
+        "allow-project-dir",
+        args.allow_project_dir.then_some(Value::Bool(true)),
+    );
+    put("verify", args.verify.then_some(Value::Bool(true)));
+    put("strict", args.strict.then_some(Value::Bool(true)));
     put("delete", args.no_delete.then_some(Value::Bool(false)));
     put(
         "invalidate",
@@ -546,10 +653,12 @@ fn flag_layer(args: &Args) -> Layer {
 /// Accepts `name`, `s3://name` and `s3://name/prefix`; checks the name against S3's rules so a
 /// typo fails here and not as an obscure HTTP error.
 fn split_bucket(raw: &str) -> Result<(String, Option<String>), Error> {
-    let rest = raw.strip_prefix("s3://").unwrap_or(raw);
+    let trimmed = raw.trim();
+    let rest = trimmed.strip_prefix("s3://").unwrap_or(trimmed);
+    // `my-site/` and `my-site/docs/` read as `s3://my-site/` and `s3://my-site/docs/`.
     let (name, prefix) = match rest.split_once('/') {
-        Some((n, p)) if raw.starts_with("s3://") => (n, (!p.is_empty()).then(|| p.to_string())),
-        _ => (rest, None),
+        Some((n, p)) => (n, (!p.is_empty()).then(|| p.to_string())),
+        None => (rest, None),
     };
     let valid = (3..=63).contains(&name.len())
         && name
@@ -563,6 +672,17 @@ fn split_bucket(raw: &str) -> Result<(String, Option<String>), Error> {
         )));
     }
     Ok((name.to_string(), prefix))
+}
+
+/// `https://www.example.com/` and `WWW.Example.com.` both mean `www.example.com`.
+fn normalize_domain(raw: &str) -> String {
+    let s = raw.trim();
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    let host = s.split(['/', '?', '#']).next().unwrap_or(s);
+    host.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// "" stays ""; `docs`, `/docs`, `docs/` all become `docs/`.
@@ -605,8 +725,7 @@ mod tests {
         let s = settings(&["--bucket", "my-site", "--prefix", "/docs/v1", "dist"]).expect("ok");
         assert_eq!(s.prefix.as_deref(), Some("docs/v1/"));
         let t = target(&s);
-        assert_eq!(t.manifest_key, "docs/v1/.cdn-deploy/manifest.json");
-        assert_eq!(t.lock_key, "docs/v1/.cdn-deploy/lock.json");
+        assert_eq!(t.layout.manifest_key, "docs/v1/.cdn-deploy/manifest.json");
         assert_eq!(t.url(), "s3://my-site/docs/v1/");
         let s = settings(&["--bucket", "s3://my-site/docs/", "dist"]).expect("ok");
         assert_eq!(
@@ -615,10 +734,19 @@ mod tests {
         );
         let s =
             settings(&["--bucket", "b12", "--manifest-key", "state/m.json", "dist"]).expect("ok");
-        assert_eq!(target(&s).lock_key, "state/m.json.lock");
+        assert_eq!(target(&s).layout.state_dir, "state/m/");
         assert_eq!(normalize_prefix("").expect("empty"), "");
         let s = settings(&["--domain", "www.example.com", "dist"]).expect("from CloudFront");
         assert_eq!((s.bucket, s.prefix), (None, None));
+        let s = settings(&["--domain", "https://WWW.Example.com/", "dist"]).expect("url");
+        assert_eq!(s.domain.as_deref(), Some("www.example.com"));
+        let s = settings(&["--bucket", "my-site/", "dist"]).expect("trailing slash");
+        assert_eq!(
+            (s.bucket.as_deref(), s.prefix.as_deref()),
+            (Some("my-site"), None)
+        );
+        let s = settings(&["--bucket", "my-site/docs", "dist"]).expect("bucket and prefix");
+        assert_eq!(s.prefix.as_deref(), Some("docs/"));
     }
 
     #[test]

@@ -27,8 +27,19 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("max-paths", Kind::Count),
     ("invalidate", Kind::Bool),
     ("wait", Kind::Bool),
-    ("wait-timeout", Kind::Count),
-    ("lock-ttl", Kind::Count),
+    ("wait-timeout", Kind::Duration),
+    ("lock-ttl", Kind::Duration),
+    ("lock-wait", Kind::Duration),
+    ("timeout", Kind::Duration),
+    ("keep-old-assets", Kind::Duration),
+    ("keep-deploys", Kind::Count),
+    ("allow-mass-delete", Kind::Bool),
+    ("allow-project-dir", Kind::Bool),
+    ("delete-excluded", Kind::Bool),
+    ("immutable", Kind::List),
+    ("verify", Kind::Bool),
+    ("verify-url", Kind::Text),
+    ("strict", Kind::Bool),
     ("default-headers", Kind::Bool),
     ("headers", Kind::Rules),
 ];
@@ -40,6 +51,8 @@ pub enum Kind {
     /// A string or an array of strings.
     List,
     Count,
+    /// A duration: `30s`, `5m`, `12h`, `7d`, or a whole number of seconds.
+    Duration,
     Bool,
     /// An array of header rule tables.
     Rules,
@@ -52,6 +65,9 @@ impl Kind {
             Kind::Text => "a string",
             Kind::List => "a string or an array of strings",
             Kind::Count => "a whole number",
+            Kind::Duration => {
+                "a duration such as \"30s\", \"12h\" or \"7d\" (or a number of seconds)"
+            }
             Kind::Bool => "true or false",
             Kind::Rules => "an array of tables, each with a `glob`",
         }
@@ -180,6 +196,9 @@ fn check_type(origin: &str, key: &str, kind: Kind, value: &Value) -> Result<(), 
                     .is_some_and(|a| a.iter().all(Value::is_string))
         }
         Kind::Count => value.is_u64(),
+        Kind::Duration => {
+            value.is_u64() || value.as_str().is_some_and(|s| parse_duration(s).is_some())
+        }
         Kind::Bool => value.is_boolean(),
         Kind::Rules => value.as_array().is_some_and(|a| {
             a.iter()
@@ -269,10 +288,21 @@ pub fn read_toml(path: &Path) -> Result<FileTable, SourceError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    let table: Map<String, Value> = toml::from_str(&text).map_err(|e| SourceError::Syntax {
-        path: path.to_path_buf(),
-        format: "TOML",
-        message: e.message().to_string(),
+    let table: Map<String, Value> = toml::from_str(&text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: ")
+            })
+            .unwrap_or_default();
+        SourceError::Syntax {
+            path: path.to_path_buf(),
+            format: "TOML",
+            message: format!("{at}{}", e.message()),
+        }
     })?;
     Ok(FileTable {
         label: display(path),
@@ -294,7 +324,22 @@ pub fn read_package_json(path: &Path) -> Result<Option<FileTable>, SourceError> 
     })?;
     let label = format!("{} \"cdn-deploy\"", display(path));
     match json.get("cdn-deploy") {
-        None => Ok(None),
+        None => {
+            // A settings block under a misspelt key would be ignored whole: say so instead.
+            let squash = |k: &str| k.to_ascii_lowercase().replace(['-', '_', ' '], "");
+            let near = json.as_object().and_then(|o| {
+                o.keys()
+                    .find(|k| squash(k) == "cdndeploy" || strsim::levenshtein(k, "cdn-deploy") <= 2)
+            });
+            match near {
+                Some(k) => Err(SourceError::UnknownKey {
+                    origin: display(path),
+                    key: k.clone(),
+                    nearest: Some("cdn-deploy".into()),
+                }),
+                None => Ok(None),
+            }
+        }
         Some(Value::Object(table)) => Ok(Some(FileTable {
             label,
             base_dir: parent(path),
@@ -328,7 +373,7 @@ pub fn read_cargo(
         // No cargo on this machine (a web project's CI image in a mixed repository): there is
         // then no Cargo source, and the other sources decide.
         Err(cargo_metadata::Error::Io(_)) => return Ok(None),
-        Err(e) => return Err(SourceError::Cargo(e.to_string())),
+        Err(e) => return Err(SourceError::Cargo(cargo_message(&e.to_string()))),
     };
     let chosen = match package {
         Some(name) => meta
@@ -384,6 +429,22 @@ pub fn read_cargo(
             found: type_name(other),
         }),
     }
+}
+
+/// Cargo's error as one line: its `error:` line when there is one, never a backtrace.
+fn cargo_message(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let chosen = lines
+        .iter()
+        .find(|l| l.starts_with("error:"))
+        .or_else(|| lines.first())
+        .copied()
+        .unwrap_or("cargo metadata failed");
+    chosen.trim_start_matches("error:").trim().to_string()
 }
 
 fn display(path: &Path) -> String {
@@ -445,11 +506,11 @@ pub fn env_layer(vars: &[(String, String)]) -> Result<Vec<Layer>, SourceError> {
             }
         };
         let value = match kind {
-            Kind::Count => raw
+            Kind::Count | Kind::Duration => raw
                 .trim()
                 .parse::<u64>()
                 .map(Value::from)
-                .unwrap_or_else(|_| Value::String(raw.clone())),
+                .unwrap_or_else(|_| Value::String(raw.trim().to_string())),
             Kind::Bool => match raw.trim() {
                 "1" | "true" | "yes" => Value::Bool(true),
                 "0" | "false" | "no" => Value::Bool(false),
@@ -496,6 +557,15 @@ pub fn merge(layers: &[Layer]) -> BTreeMap<String, (Value, Origin)> {
         }
     }
     out
+}
+
+/// `30s`, `12h`, `7d`, `1h30m`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Some(std::time::Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).ok()
 }
 
 /// Checks a number against its allowed range, naming the key and its source.
@@ -717,10 +787,27 @@ mod tests {
             Err(SourceError::Syntax { format: "JSON", .. })
         ));
         let toml_path = tmp.path().join("cdn-deploy.toml");
-        std::fs::write(&toml_path, "bucket = ").expect("w");
-        assert!(matches!(
-            read_toml(&toml_path),
-            Err(SourceError::Syntax { format: "TOML", .. })
-        ));
+        std::fs::write(&toml_path, "dir = \"dist\"\nbucket = ").expect("w");
+        match read_toml(&toml_path) {
+            Err(SourceError::Syntax {
+                format: "TOML",
+                message,
+                ..
+            }) => {
+                assert!(message.starts_with("line 2, column 10: "), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&pj, r#"{"name": "x", "cdnDeploy": {"bucket": "b"}}"#).expect("w");
+        let err = read_package_json(&pj).expect_err("misspelt key");
+        assert!(
+            err.to_string()
+                .contains("unknown key `cdnDeploy`; did you mean `cdn-deploy`?"),
+            "{err}"
+        );
+        assert_eq!(
+            cargo_message("warning: x\nerror: rustup could not choose a version of cargo\nstack backtrace:\n 0: x"),
+            "rustup could not choose a version of cargo"
+        );
     }
 }

@@ -164,6 +164,31 @@ pub fn copy_tree(src: &Path, dst: &Path) {
     }
 }
 
+/// The manifest of the deploy target under `prefix`: its root and every record (the base read
+/// whole when there is one).
+pub fn manifest_at(
+    bucket: &str,
+    prefix: &str,
+) -> (
+    cdn_deploy::state::format::RootDoc,
+    BTreeMap<String, cdn_deploy::state::entry::Entry>,
+) {
+    let layout = cdn_deploy::state::layout::Layout::new(prefix, None);
+    let (root, _) = rt().block_on(moto().get(bucket, &layout.manifest_key));
+    let doc = cdn_deploy::state::format::decode_root(&root).expect("the root decodes");
+    let base = doc
+        .base
+        .as_ref()
+        .map(|b| rt().block_on(moto().get(bucket, &b.key)).0);
+    cdn_deploy::state::view::materialize(&layout, &root, base.as_deref())
+        .expect("the manifest is whole and valid")
+}
+
+/// Hex sha256 of a record, `None` when unverified.
+pub fn hash_of(e: &cdn_deploy::state::entry::Entry) -> Option<String> {
+    e.sha256.map(hex::encode)
+}
+
 /// A fresh bucket in moto.
 pub fn new_bucket(tag: &str) -> String {
     let bucket = unique_bucket(tag);

@@ -1,0 +1,58 @@
+//! Ctrl-C and SIGTERM during a deploy: the first stops new work (writes in flight finish within
+//! seconds or are abandoned, and what landed is recorded); a later one, more than a moment
+//! after the first, asks the run to release its lock and quit at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::cancel::Cancel;
+use crate::error::code;
+use crate::output::progress::Reporter;
+
+/// A second signal within this long of the first is the same Ctrl-C delivered twice (by the
+/// terminal and again by the npm launcher), not a second request.
+const ECHO: Duration = Duration::from_millis(500);
+
+/// Watches for signals until aborted. `quit` is notified on the second one; if the run does not
+/// exit within a few seconds of it, this exits the process.
+pub async fn watch(cancel: Arc<Cancel>, quit: Arc<Notify>, reporter: Arc<Reporter>) {
+    let first = next_signal().await;
+    let at = Instant::now();
+    cancel.cancel(first);
+    reporter.always(
+        "stopping: no new uploads start; those in flight finish or are abandoned, and what landed is recorded (press Ctrl-C again to quit now)",
+    );
+    loop {
+        let again = next_signal().await;
+        if at.elapsed() > ECHO {
+            reporter.always("quitting: releasing the deploy lock");
+            quit.notify_waiters();
+            // The run releases its lock (within 2 s) and returns; this is the backstop.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            std::process::exit(i32::from(again));
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn next_signal() -> u8 {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => code::SIGINT,
+            _ = term.recv() => code::SIGTERM,
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            code::SIGINT
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_signal() -> u8 {
+    let _ = tokio::signal::ctrl_c().await;
+    code::SIGINT
+}

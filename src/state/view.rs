@@ -1,0 +1,763 @@
+//! A deploy's view of the manifest: the root it read, the chunks it read, and the records they
+//! hold; which chunks can differ from the build (and must be read); and the next root once the
+//! deploy's changes are known, with a new base when the delta grows too large. Pure: the caller
+//! fetches bytes and hands them in.
+
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::local::headers::Headers;
+use crate::state::entry::{Entry, Fingerprint, Life, Sha};
+use crate::state::format::{
+    decode_chunk, gzip_json, validate_entries, BaseRef, ChunkDoc, ChunkRef, HeaderTable, Interner,
+    ManifestError, RootDoc,
+};
+use crate::state::layout::Layout;
+
+/// Records the root may carry in its delta before a deploy writes a new base. A root with a
+/// full delta is still small (about 7 KB compressed), and a base is rewritten only once that
+/// many records have changed since the last one.
+pub const DELTA_MAX: usize = 128;
+
+/// A record as a deploy would have it, for comparing a range against the build folder.
+pub struct Wanted<'a> {
+    pub key: &'a str,
+    pub sha256: &'a Sha,
+    pub size: u64,
+    pub headers: &'a Headers,
+}
+
+/// Why chunks must be read besides differing from the build.
+#[derive(Clone, Debug, Default)]
+pub struct Housekeeping {
+    /// Now, in Unix seconds.
+    pub now: i64,
+    /// How long retired files stay, in seconds.
+    pub keep_old_assets: i64,
+    /// The lowest deploy number the history will still hold after this deploy.
+    pub oldest_kept: u64,
+    /// Fingerprint of the settings that leave records in place.
+    pub left_by: String,
+    /// `--force`, or a verification of everything: read every chunk.
+    pub everything: bool,
+}
+
+pub struct View {
+    pub layout: Layout,
+    pub root: RootDoc,
+    /// The root's ETag; `None` when there is no manifest yet.
+    pub etag: Option<String>,
+    pub interner: Interner,
+    /// Base records of the chunks read.
+    base: BTreeMap<String, Entry>,
+    /// The root's delta, decoded (`None`: gone since the base).
+    delta: BTreeMap<String, Option<Entry>>,
+    read: Vec<bool>,
+}
+
+/// The new records a deploy leaves, by key (`None`: the key is gone from the manifest).
+pub type Changes = BTreeMap<String, Option<Entry>>;
+
+/// A base object ready to write, with its chunk table.
+pub struct NewBase {
+    pub key: String,
+    pub bytes: Vec<u8>,
+    pub chunks: Vec<ChunkRef>,
+    /// Byte ranges of the extra members appended after the chunks, in order.
+    pub extras: Vec<(u64, u64)>,
+}
+
+impl View {
+    /// No manifest yet.
+    pub fn empty(layout: Layout) -> View {
+        let root = RootDoc::new(&layout.prefix);
+        View::from_root(layout, root, None)
+    }
+
+    /// A root as read (already validated against `layout`).
+    pub fn from_root(layout: Layout, mut root: RootDoc, etag: Option<String>) -> View {
+        if root.legacy {
+            root.prefix.clone_from(&layout.prefix);
+        }
+        let mut interner = Interner::default();
+        let delta = root
+            .delta
+            .iter()
+            .map(|(k, d)| {
+                let e = d.as_ref().map(|d| interner.entry(d, &root.headers));
+                (k.clone(), e)
+            })
+            .collect();
+        let read = vec![false; root.chunks.len()];
+        View {
+            layout,
+            root,
+            etag,
+            interner,
+            base: BTreeMap::new(),
+            delta,
+            read,
+        }
+    }
+
+    /// The chunk a key belongs to; `None` when there is no base (every record is in the root).
+    pub fn chunk_of(&self, key: &str) -> Option<usize> {
+        let chunks = &self.root.chunks;
+        if chunks.is_empty() {
+            return None;
+        }
+        let i = chunks.partition_point(|c| c.last.as_str() < key);
+        Some(i.min(chunks.len() - 1))
+    }
+
+    /// Whether every record of the range that holds `key` is known.
+    pub fn is_known(&self, key: &str) -> bool {
+        self.chunk_of(key).is_none_or(|i| self.read[i])
+    }
+
+    pub fn all_read(&self) -> bool {
+        self.read.iter().all(|r| *r)
+    }
+
+    pub fn chunks_read(&self) -> usize {
+        self.read.iter().filter(|r| **r).count()
+    }
+
+    /// The current record of a key (delta applied), if the key is known and recorded.
+    pub fn current(&self, key: &str) -> Option<&Entry> {
+        match self.delta.get(key) {
+            Some(e) => e.as_ref(),
+            None => self.base.get(key),
+        }
+    }
+
+    /// Every known record, in key order: the read chunks' and, without a base, all of them.
+    pub fn known(&self) -> Vec<(&String, &Entry)> {
+        let mut out: Vec<(&String, &Entry)> = Vec::new();
+        let mut d = self.delta.iter().peekable();
+        let mut b = self.base.iter().peekable();
+        loop {
+            let next = match (b.peek(), d.peek()) {
+                (None, None) => break,
+                (Some(_), None) => b.next().map(|(k, e)| (k, Some(e))),
+                (None, Some(_)) => d.next().map(|(k, e)| (k, e.as_ref())),
+                (Some((bk, _)), Some((dk, _))) => {
+                    if bk < dk {
+                        b.next().map(|(k, e)| (k, Some(e)))
+                    } else {
+                        if bk == dk {
+                            b.next();
+                        }
+                        d.next().map(|(k, e)| (k, e.as_ref()))
+                    }
+                }
+            };
+            if let Some((k, Some(e))) = next {
+                if self.is_known(k) {
+                    out.push((k, e));
+                }
+            }
+        }
+        out
+    }
+
+    /// Live records in the whole manifest (read or not).
+    pub fn live_count(&self) -> u64 {
+        if self.root.chunks.is_empty() {
+            self.delta
+                .values()
+                .filter(|e| e.as_ref().is_some_and(Entry::is_live))
+                .count() as u64
+        } else {
+            self.root.chunks.iter().map(|c| c.live).sum()
+        }
+    }
+
+    /// The chunks to read: those whose live records can differ from `wanted` (sorted by key),
+    /// and those whose retired, kept or left records fall due.
+    pub fn to_read(&self, wanted: &[Wanted], why: &Housekeeping) -> Vec<usize> {
+        let chunks = &self.root.chunks;
+        if chunks.is_empty() {
+            return Vec::new();
+        }
+        let mut prints: Vec<Fingerprint> = vec![Fingerprint::new(); chunks.len()];
+        for w in wanted {
+            if let Some(i) = self.chunk_of(w.key) {
+                prints[i].add(w.key, Some(w.sha256), w.size, w.headers);
+            }
+        }
+        let left_changed = self.root.left_by.as_deref().unwrap_or("") != why.left_by;
+        prints
+            .into_iter()
+            .zip(chunks)
+            .enumerate()
+            .filter(|(i, (print, c))| {
+                !self.read[*i]
+                    && (why.everything
+                        || print.count() as u64 != c.live
+                        || print.clone().finish() != c.hash
+                        || c.retired.is_some_and(|(since, seq)| {
+                            why.now - since >= why.keep_old_assets && seq <= why.oldest_kept
+                        })
+                        || c.kept.is_some_and(|until| until < why.oldest_kept)
+                        || (c.left > 0 && left_changed))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Chunks not read yet.
+    pub fn unread(&self) -> Vec<usize> {
+        (0..self.read.len()).filter(|i| !self.read[*i]).collect()
+    }
+
+    /// The byte range of the base that holds these chunks: one ranged GET reads them all.
+    pub fn span(&self, chunks: &[usize]) -> Option<(u64, u64)> {
+        let refs = chunks.iter().filter_map(|i| self.root.chunks.get(*i));
+        let start = refs.clone().map(|c| c.at).min()?;
+        let end = refs.map(|c| c.at + c.len).max()?;
+        Some((start, end))
+    }
+
+    /// Takes in the bytes of a ranged read of the base starting at `start`: every chunk wholly
+    /// inside them becomes known. Each is checked against the layout before it is trusted.
+    pub fn absorb(&mut self, start: u64, bytes: &[u8]) -> Result<(), ManifestError> {
+        let end = start + bytes.len() as u64;
+        for i in 0..self.root.chunks.len() {
+            let c = &self.root.chunks[i];
+            if self.read[i] || c.at < start || c.at + c.len > end {
+                continue;
+            }
+            let lo = usize::try_from(c.at - start).unwrap_or(usize::MAX);
+            let hi = lo.saturating_add(usize::try_from(c.len).unwrap_or(usize::MAX));
+            let slice = bytes
+                .get(lo..hi)
+                .ok_or_else(|| ManifestError::Corrupt("a chunk past the end of the base".into()))?;
+            let doc = decode_chunk(slice)?;
+            validate_entries(&self.layout, doc.entries.iter().map(|(k, e)| (k, Some(e))))?;
+            for (key, d) in &doc.entries {
+                if self.chunk_of(key) != Some(i) {
+                    return Err(ManifestError::Corrupt(format!(
+                        "{key:?} is outside the range of its chunk"
+                    )));
+                }
+                let e = self.interner.entry(d, &doc.headers);
+                self.base.insert(key.clone(), e);
+            }
+            self.read[i] = true;
+        }
+        Ok(())
+    }
+
+    /// Every key where a large deploy's planned state differs from this one is in doubt: it may
+    /// have been written. Such keys become unverified (and planned keys unknown here are
+    /// recorded), so the deploy that takes over rewrites them and may delete them. Needs every
+    /// chunk read, and the planned state whole.
+    pub fn doubt(&mut self, planned: &BTreeMap<String, Entry>) {
+        let mut changes = Changes::new();
+        for (key, p) in planned {
+            match self.current(key) {
+                Some(c) if c == p => {}
+                Some(c) => {
+                    changes.insert(key.clone(), Some(c.unverified()));
+                }
+                None => {
+                    changes.insert(key.clone(), Some(p.unverified()));
+                }
+            }
+        }
+        for (key, c) in self.known() {
+            if !planned.contains_key(key) {
+                changes.insert(key.clone(), Some(c.unverified()));
+            }
+        }
+        for (k, e) in changes {
+            self.delta.insert(k, e);
+        }
+    }
+
+    /// The delta after `changes`: records that differ from the base, tombstones for base keys
+    /// that are gone.
+    fn delta_after(&self, changes: &Changes) -> BTreeMap<String, Option<Entry>> {
+        let mut delta = self.delta.clone();
+        for (key, new) in changes {
+            let base = self.base.get(key);
+            match (new, base) {
+                (Some(n), Some(b)) if n == b => {
+                    delta.remove(key);
+                }
+                (None, None) => {
+                    delta.remove(key);
+                }
+                _ => {
+                    delta.insert(key.clone(), new.clone());
+                }
+            }
+        }
+        delta
+    }
+
+    /// Whether `changes` fit in the root's delta, or need a new base (then every chunk must
+    /// be read first).
+    pub fn needs_rebase(&self, changes: &Changes) -> bool {
+        // Without a base every record lives in the delta, so a site of more than DELTA_MAX
+        // files always has one.
+        self.delta_after(changes).len() > DELTA_MAX
+    }
+
+    /// The root fields for the state after `changes`, when they fit in the delta: the new
+    /// delta (with its headers table) and the chunk table with every read chunk's counts and
+    /// fingerprint recomputed. The caller sets everything else (lock, history…).
+    pub fn next_root(&self, changes: &Changes) -> RootDoc {
+        let delta = self.delta_after(changes);
+        let mut root = self.root.clone();
+        for i in 0..root.chunks.len() {
+            if !self.read[i] {
+                continue;
+            }
+            let (lo, hi) = self.bounds(i);
+            let base = self
+                .base
+                .range::<str, _>((lo, hi))
+                .map(|(k, e)| (k, Some(e)));
+            let delta_range = delta
+                .range::<str, _>((lo, hi))
+                .map(|(k, e)| (k, e.as_ref()));
+            summarize(&mut root.chunks[i], merge(base, delta_range));
+        }
+        let mut table = HeaderTable::default();
+        root.delta = delta
+            .iter()
+            .map(|(k, e)| (k.clone(), e.as_ref().map(|e| table.doc(e))))
+            .collect();
+        root.headers = table.list;
+        root
+    }
+
+    /// A new base holding every record after `changes` (every chunk must have been read), and
+    /// the root fields that go with it (empty delta). `extras` are gzip members appended after
+    /// the chunks (a history part), whose ranges come back in [`NewBase::extras`].
+    pub fn rebase(&self, changes: &Changes, extras: &[Vec<u8>]) -> (RootDoc, NewBase) {
+        let delta = self.delta_after(changes);
+        let all: Vec<(&String, &Entry)> = merge(
+            self.base.iter().map(|(k, e)| (k, Some(e))),
+            delta.iter().map(|(k, e)| (k, e.as_ref())),
+        )
+        .collect();
+        let base = build_base(&self.layout, &all, extras);
+        let mut root = self.root.clone();
+        root.delta.clear();
+        root.headers.clear();
+        root.chunks.clone_from(&base.chunks);
+        root.base = Some(BaseRef {
+            key: base.key.clone(),
+            size: base.bytes.len() as u64,
+        });
+        (root, base)
+    }
+
+    /// The key range of chunk `i` as map bounds.
+    fn bounds(&self, i: usize) -> (Bound<&str>, Bound<&str>) {
+        let chunks = &self.root.chunks;
+        let lo = match i {
+            0 => Bound::Unbounded,
+            _ => Bound::Excluded(chunks[i - 1].last.as_str()),
+        };
+        let hi = if i + 1 == chunks.len() {
+            Bound::Unbounded
+        } else {
+            Bound::Included(chunks[i].last.as_str())
+        };
+        (lo, hi)
+    }
+}
+
+/// Base records overlaid with delta records (`None`: gone), in key order.
+fn merge<'a>(
+    base: impl Iterator<Item = (&'a String, Option<&'a Entry>)>,
+    delta: impl Iterator<Item = (&'a String, Option<&'a Entry>)>,
+) -> impl Iterator<Item = (&'a String, &'a Entry)> {
+    let mut out: BTreeMap<&'a String, Option<&'a Entry>> = base.collect();
+    for (k, e) in delta {
+        out.insert(k, e);
+    }
+    out.into_iter().filter_map(|(k, e)| e.map(|e| (k, e)))
+}
+
+/// Recomputes a chunk's counts, fingerprint and due dates from its records.
+fn summarize<'a>(c: &mut ChunkRef, records: impl Iterator<Item = (&'a String, &'a Entry)>) {
+    let mut print = Fingerprint::new();
+    let (mut retired, mut kept, mut left): (Option<(i64, u64)>, Option<u64>, u64) = (None, None, 0);
+    for (k, e) in records {
+        match e.life {
+            Life::Live => print.add_entry(k, e),
+            Life::Retired { since, seq } => {
+                retired = Some(match retired {
+                    Some((s, q)) => (s.min(since), q.min(seq)),
+                    None => (since, seq),
+                });
+            }
+            Life::Kept { until } => kept = Some(kept.map_or(until, |u| u.min(until))),
+            Life::Left => left += 1,
+        }
+    }
+    c.live = print.count() as u64;
+    c.hash = print.finish();
+    c.retired = retired;
+    c.kept = kept;
+    c.left = left;
+}
+
+/// How many records a chunk of a base holding `n` records takes: about √(2n), so that a
+/// one-file change reads one chunk and rewrites a root that lists n/√(2n) chunks, which keeps
+/// both small (about 440 records a chunk for 100,000 files).
+pub fn chunk_size(n: usize) -> usize {
+    let root = (2.0 * n as f64).sqrt() as usize;
+    root.next_power_of_two().clamp(64, 1024)
+}
+
+/// Encodes records (in key order) as a base: chunks of gzip JSON, one member each.
+pub fn build_base(layout: &Layout, records: &[(&String, &Entry)], extras: &[Vec<u8>]) -> NewBase {
+    let size = chunk_size(records.len());
+    let mut bytes = Vec::new();
+    let mut chunks = Vec::new();
+    for group in records.chunks(size) {
+        let mut table = HeaderTable::default();
+        let doc = ChunkDoc {
+            entries: group
+                .iter()
+                .map(|(k, e)| ((*k).clone(), table.doc(e)))
+                .collect(),
+            headers: Vec::new(),
+        };
+        let doc = ChunkDoc {
+            headers: table.list,
+            ..doc
+        };
+        let member = gzip_json(&doc);
+        let mut c = ChunkRef {
+            last: group.last().map(|(k, _)| (*k).clone()).unwrap_or_default(),
+            at: bytes.len() as u64,
+            len: member.len() as u64,
+            live: 0,
+            hash: String::new(),
+            retired: None,
+            kept: None,
+            left: 0,
+        };
+        summarize(&mut c, group.iter().map(|(k, e)| (*k, *e)));
+        bytes.extend_from_slice(&member);
+        chunks.push(c);
+    }
+    let mut ranges = Vec::new();
+    for extra in extras {
+        ranges.push((bytes.len() as u64, extra.len() as u64));
+        bytes.extend_from_slice(extra);
+    }
+    let sha: [u8; 32] = Sha256::digest(&bytes).into();
+    NewBase {
+        key: layout.base_key(&sha),
+        bytes,
+        chunks,
+        extras: ranges,
+    }
+}
+
+/// The root and every record of a manifest, from the bytes of its root and of its base: what
+/// inspection tools (and the end-to-end tests) read.
+pub fn materialize(
+    layout: &Layout,
+    root: &[u8],
+    base: Option<&[u8]>,
+) -> Result<(RootDoc, BTreeMap<String, Entry>), ManifestError> {
+    let doc = crate::state::format::decode_root(root)?;
+    crate::state::format::validate_root(&doc, layout)?;
+    let mut view = View::from_root(layout.clone(), doc, None);
+    if let Some(bytes) = base {
+        view.absorb(0, bytes)?;
+    }
+    if !view.all_read() {
+        return Err(ManifestError::Corrupt("the base is missing".into()));
+    }
+    let records = view
+        .known()
+        .into_iter()
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
+    Ok((view.root, records))
+}
+
+/// Every record of a whole base object (a planned state, read for recovery).
+pub fn read_whole(
+    layout: &Layout,
+    chunks: &[ChunkRef],
+    bytes: &[u8],
+    interner: &mut Interner,
+) -> Result<BTreeMap<String, Entry>, ManifestError> {
+    let mut out = BTreeMap::new();
+    for c in chunks {
+        let lo = usize::try_from(c.at).unwrap_or(usize::MAX);
+        let hi = lo.saturating_add(usize::try_from(c.len).unwrap_or(usize::MAX));
+        let slice = bytes
+            .get(lo..hi)
+            .ok_or_else(|| ManifestError::Corrupt("a chunk past the end of the base".into()))?;
+        let doc = decode_chunk(slice)?;
+        validate_entries(layout, doc.entries.iter().map(|(k, e)| (k, Some(e))))?;
+        for (k, d) in &doc.entries {
+            out.insert(k.clone(), interner.entry(d, &doc.headers));
+        }
+    }
+    Ok(out)
+}
+
+/// The chunk table of a base object, rebuilt from its members (a planned base carries none in
+/// any root): members are split where each gzip member ends.
+pub fn chunk_table_of(bytes: &[u8]) -> Result<Vec<ChunkRef>, ManifestError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let mut decoder = flate2::bufread::GzDecoder::new(&bytes[at..]);
+        let mut json = Vec::new();
+        decoder
+            .read_to_end(&mut json)
+            .map_err(|e| ManifestError::Corrupt(format!("bad gzip data: {e}")))?;
+        let rest = decoder.into_inner().len();
+        let len = bytes.len() - at - rest;
+        if len == 0 {
+            break;
+        }
+        // Extra members (history parts) are not chunks: they decode as something else.
+        if let Ok(doc) = serde_json::from_slice::<ChunkDoc>(&json) {
+            if let Some((last, _)) = doc.entries.iter().next_back() {
+                out.push(ChunkRef {
+                    last: last.clone(),
+                    at: at as u64,
+                    len: len as u64,
+                    live: 0,
+                    hash: String::new(),
+                    retired: None,
+                    kept: None,
+                    left: 0,
+                });
+            }
+        }
+        at += len;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::local::headers::default_headers;
+    use crate::state::format::decode_root;
+
+    fn layout() -> Layout {
+        Layout::new("", None)
+    }
+
+    fn live(byte: u8, rel: &str) -> Entry {
+        Entry::live([byte; 32], 1, Arc::new(default_headers(rel)))
+    }
+
+    fn records(n: usize) -> BTreeMap<String, Entry> {
+        (0..n)
+            .map(|i| {
+                let k = format!("p/{i:05}.html");
+                let e = live((i % 250) as u8, &k);
+                (k, e)
+            })
+            .collect()
+    }
+
+    /// A view with a base of `n` records and nothing read.
+    fn based(n: usize) -> (View, NewBase) {
+        let recs = records(n);
+        let list: Vec<(&String, &Entry)> = recs.iter().collect();
+        let base = build_base(&layout(), &list, &[]);
+        let mut root = RootDoc::new("");
+        root.chunks.clone_from(&base.chunks);
+        root.base = Some(BaseRef {
+            key: base.key.clone(),
+            size: base.bytes.len() as u64,
+        });
+        let root = decode_root(&root.encode()).expect("round trip");
+        (View::from_root(layout(), root, Some("\"e\"".into())), base)
+    }
+
+    fn wanted_of(recs: &BTreeMap<String, Entry>) -> Vec<(String, Sha, u64, Headers)> {
+        recs.iter()
+            .map(|(k, e)| {
+                (
+                    k.clone(),
+                    e.sha256.unwrap_or_default(),
+                    e.size,
+                    (*e.headers).clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn as_wanted(w: &[(String, Sha, u64, Headers)]) -> Vec<Wanted<'_>> {
+        w.iter()
+            .map(|(k, s, z, h)| Wanted {
+                key: k,
+                sha256: s,
+                size: *z,
+                headers: h,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_unchanged_build_reads_nothing_and_one_change_reads_one_chunk() {
+        let (view, _) = based(5000);
+        assert_eq!(chunk_size(5000), 128);
+        assert_eq!(view.root.chunks.len(), 40);
+        let mut recs = records(5000);
+        let w = wanted_of(&recs);
+        assert!(view
+            .to_read(&as_wanted(&w), &Housekeeping::default())
+            .is_empty());
+        recs.insert("p/02500.html".into(), live(99, "p/02500.html"));
+        let w = wanted_of(&recs);
+        let read = view.to_read(&as_wanted(&w), &Housekeeping::default());
+        assert_eq!(read, [view.chunk_of("p/02500.html").expect("chunk")]);
+        // A new key and a removed key each make their chunk differ.
+        let mut recs = records(5000);
+        recs.remove("p/00000.html");
+        recs.insert("zz.html".into(), live(1, "zz.html"));
+        let w = wanted_of(&recs);
+        assert_eq!(
+            view.to_read(&as_wanted(&w), &Housekeeping::default()),
+            [0, 39]
+        );
+    }
+
+    #[test]
+    fn absorbing_a_span_and_writing_the_next_root() {
+        let (mut view, base) = based(5000);
+        let i = view.chunk_of("p/02500.html").expect("chunk");
+        let (start, end) = view.span(&[i]).expect("span");
+        let slice = &base.bytes[start as usize..end as usize];
+        view.absorb(start, slice).expect("absorb");
+        assert!(view.is_known("p/02500.html") && !view.is_known("p/00000.html"));
+        assert_eq!(view.current("p/02500.html"), Some(&live(0, "p/02500.html")));
+
+        let mut changes = Changes::new();
+        changes.insert("p/02500.html".into(), Some(live(7, "p/02500.html")));
+        changes.insert("p/02501.html".into(), None);
+        assert!(!view.needs_rebase(&changes));
+        let next = view.next_root(&changes);
+        assert_eq!(next.delta.len(), 2);
+        assert_eq!(next.chunks[i].live, view.root.chunks[i].live - 1);
+        assert_ne!(next.chunks[i].hash, view.root.chunks[i].hash);
+        for j in (0..40).filter(|j| *j != i) {
+            assert_eq!(next.chunks[j], view.root.chunks[j]);
+        }
+        // The next deploy, with the same build, reads nothing.
+        let mut recs = records(5000);
+        recs.insert("p/02500.html".into(), live(7, "p/02500.html"));
+        recs.remove("p/02501.html");
+        let again = View::from_root(layout(), decode_root(&next.encode()).expect("rt"), None);
+        let w = wanted_of(&recs);
+        assert!(again
+            .to_read(&as_wanted(&w), &Housekeeping::default())
+            .is_empty());
+    }
+
+    #[test]
+    fn a_large_change_rebases_and_the_result_reads_back() {
+        let (mut view, base) = based(3000);
+        view.absorb(0, &base.bytes).expect("all");
+        assert!(view.all_read());
+        let mut changes = Changes::new();
+        for i in 0..(DELTA_MAX + 1) {
+            let k = format!("p/{i:05}.html");
+            changes.insert(k.clone(), Some(live(200, &k)));
+        }
+        assert!(view.needs_rebase(&changes));
+        let extra = gzip_json(&"a history part");
+        let (root, nb) = view.rebase(&changes, std::slice::from_ref(&extra));
+        assert!(root.delta.is_empty());
+        let len = extra.len() as u64;
+        assert_eq!(nb.extras, [(nb.bytes.len() as u64 - len, len)]);
+        let mut fresh = View::from_root(layout(), decode_root(&root.encode()).expect("rt"), None);
+        fresh.absorb(0, &nb.bytes).expect("absorb");
+        assert!(fresh.all_read());
+        assert_eq!(
+            fresh.current("p/00001.html"),
+            Some(&live(200, "p/00001.html"))
+        );
+        assert_eq!(fresh.live_count(), 3000);
+        assert_eq!(
+            chunk_table_of(&nb.bytes).expect("table").len(),
+            root.chunks.len()
+        );
+    }
+
+    #[test]
+    fn due_chunks_are_read() {
+        let (view, _) = based(300);
+        let mut root = view.root.clone();
+        root.chunks[1].retired = Some((1000, 3));
+        root.chunks[2].kept = Some(4);
+        root.chunks[3].left = 2;
+        root.left_by = Some("a".into());
+        let view = View::from_root(layout(), root, None);
+        let recs = records(300);
+        let w = wanted_of(&recs);
+        let w = as_wanted(&w);
+        let hk = |now, oldest, left: &str| Housekeeping {
+            now,
+            keep_old_assets: 100,
+            oldest_kept: oldest,
+            left_by: left.into(),
+            everything: false,
+        };
+        assert!(
+            view.to_read(&w, &hk(1050, 3, "a")).is_empty(),
+            "nothing due"
+        );
+        assert_eq!(
+            view.to_read(&w, &hk(1100, 3, "a")),
+            [1],
+            "retired long enough"
+        );
+        assert!(
+            view.to_read(&w, &hk(1100, 2, "a")).is_empty(),
+            "a kept deploy still uses it"
+        );
+        assert_eq!(
+            view.to_read(&w, &hk(0, 5, "a")),
+            [2],
+            "kept copy no longer needed"
+        );
+        assert_eq!(view.to_read(&w, &hk(0, 0, "b")), [3], "exclusions changed");
+        let mut all = hk(0, 0, "a");
+        all.everything = true;
+        assert_eq!(view.to_read(&w, &all).len(), view.root.chunks.len());
+    }
+
+    #[test]
+    fn doubt_marks_what_a_large_deploy_may_have_written() {
+        let (mut view, base) = based(200);
+        view.absorb(0, &base.bytes).expect("all");
+        let mut planned = records(200);
+        planned.insert("p/00001.html".into(), live(77, "p/00001.html"));
+        planned.remove("p/00002.html");
+        planned.insert("new.html".into(), live(5, "new.html"));
+        view.doubt(&planned);
+        assert_eq!(view.current("p/00001.html").and_then(|e| e.sha256), None);
+        assert_eq!(view.current("p/00002.html").and_then(|e| e.sha256), None);
+        assert_eq!(view.current("new.html").and_then(|e| e.sha256), None);
+        assert!(view
+            .current("p/00003.html")
+            .and_then(|e| e.sha256)
+            .is_some());
+    }
+}
