@@ -134,53 +134,9 @@ pub(crate) fn extension(name: &str) -> &str {
     }
 }
 
-/// Does the file name carry a content hash, as bundlers write them (`app.3f2a9c1b.js`,
-/// `chunk-BX7a9_kq.js`, `main.<64 hex>.css`, `app-1f2e3d4c5b6a7980_bg.wasm`)?
-///
-/// A false "yes" would cache a mutable file for a year, so the test is strict: a hex token of
-/// at least 8 characters with both digits and letters, or an 8-character base64url token with a
-/// digit and an upper-case letter (Rollup/Vite). Names it misses still deploy correctly, only
-/// with revalidation instead of immutable caching.
+/// Does the file name carry a content hash, as bundlers write them? See [`crate::local::hashed`].
 pub fn is_content_hashed(rel: &str) -> bool {
-    let name = file_name(rel);
-    // Strip the extension, and a second one for source maps (`app.3f2a9c1b.js.map`).
-    let mut stem = match name.rfind('.') {
-        Some(i) if i > 0 => &name[..i],
-        _ => return false,
-    };
-    if name.ends_with(".map") {
-        if let Some(i) = stem.rfind('.') {
-            if i > 0 {
-                stem = &stem[..i];
-            }
-        }
-    }
-    let hex_token = stem
-        .split(['.', '-', '_'])
-        .skip(1)
-        .any(|t| t.len() >= 8 && is_mixed_hex(t));
-    if hex_token {
-        return true;
-    }
-    // Rollup's base64url hash may itself contain '-' or '_', so look at every 8-character
-    // suffix that follows a separator.
-    stem.char_indices()
-        .filter(|&(_, c)| c == '-' || c == '.')
-        .map(|(i, _)| &stem[i + 1..])
-        .any(|t| t.len() == 8 && is_base64url_hash(t))
-}
-
-fn is_mixed_hex(t: &str) -> bool {
-    t.bytes().all(|b| b.is_ascii_hexdigit())
-        && t.bytes().any(|b| b.is_ascii_digit())
-        && t.bytes().any(|b| b.is_ascii_alphabetic())
-}
-
-fn is_base64url_hash(t: &str) -> bool {
-    t.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        && t.bytes().any(|b| b.is_ascii_digit())
-        && t.bytes().any(|b| b.is_ascii_uppercase())
+    crate::local::hashed::is_content_hashed(rel)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The build folder on this machine: which files it holds, their keys and hashes, and the
 //! headers each would be served with.
 
+pub mod hashed;
 pub mod headers;
 pub mod project;
 pub mod rules;

@@ -151,6 +151,7 @@ pub fn oldest_kept(root: &RootDoc, seq: u64, keep: usize) -> u64 {
 mod tests {
     use super::*;
     use crate::local::headers::default_headers;
+    use crate::state::entry::Entry;
     use crate::state::format::DeployInfo;
     use std::sync::Arc;
 
