@@ -189,6 +189,107 @@ pub fn hash_of(e: &cdn_deploy::state::entry::Entry) -> Option<String> {
     e.sha256.map(hex::encode)
 }
 
+pub fn cloudfront() -> aws_sdk_cloudfront::Client {
+    let conf = aws_sdk_cloudfront::Config::builder()
+        .behavior_version(aws_sdk_cloudfront::config::BehaviorVersion::latest())
+        .region(aws_sdk_cloudfront::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_cloudfront::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .endpoint_url(moto().endpoint())
+        .build();
+    aws_sdk_cloudfront::Client::from_conf(conf)
+}
+
+/// Creates a distribution in moto with one S3 origin per `(bucket, origin_path)`.
+pub fn distribution(aliases: &[&str], origins: &[(&str, &str)]) -> String {
+    let items: Vec<aws_sdk_cloudfront::types::Origin> = origins
+        .iter()
+        .enumerate()
+        .map(|(i, (bucket, path))| {
+            aws_sdk_cloudfront::types::Origin::builder()
+                .id(format!("o{i}"))
+                .domain_name(format!("{bucket}.s3.us-east-1.amazonaws.com"))
+                .origin_path(*path)
+                .s3_origin_config(aws_sdk_cloudfront::types::S3OriginConfig::builder().origin_access_identity("").build())
+                .build()
+                .expect("origin")
+        })
+        .collect();
+    let config = aws_sdk_cloudfront::types::DistributionConfig::builder()
+        .caller_reference(unique_bucket("ref"))
+        .aliases(
+            aws_sdk_cloudfront::types::Aliases::builder()
+                .quantity(aliases.len() as i32)
+                .set_items(Some(aliases.iter().map(|a| a.to_string()).collect()))
+                .build()
+                .expect("aliases"),
+        )
+        .origins(
+            aws_sdk_cloudfront::types::Origins::builder()
+                .quantity(items.len() as i32)
+                .set_items(Some(items))
+                .build()
+                .expect("origins"),
+        )
+        .default_cache_behavior(
+            aws_sdk_cloudfront::types::DefaultCacheBehavior::builder()
+                .target_origin_id("o0")
+                .viewer_protocol_policy(aws_sdk_cloudfront::types::ViewerProtocolPolicy::RedirectToHttps)
+                .cache_policy_id("658327ea-f89d-4fab-a63d-7e88639e58f6")
+                .build()
+                .expect("behavior"),
+        )
+        .comment("cdn-deploy test")
+        .enabled(true)
+        .build()
+        .expect("config");
+    let out = rt()
+        .block_on(
+            cloudfront()
+                .create_distribution()
+                .distribution_config(config)
+                .send(),
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "create distribution: {}",
+                aws_sdk_cloudfront::error::DisplayErrorContext(e)
+            )
+        });
+    out.distribution().expect("distribution").id().to_string()
+}
+
+/// Every invalidation of the distribution, oldest first, as sorted path lists.
+pub fn invalidations(id: &str) -> Vec<Vec<String>> {
+    let cf = cloudfront();
+    let list = rt()
+        .block_on(cf.list_invalidations().distribution_id(id).send())
+        .expect("list invalidations");
+    let summaries = list
+        .invalidation_list()
+        .map(|l| l.items().to_vec())
+        .unwrap_or_default();
+    let mut out: Vec<(aws_sdk_cloudfront::primitives::DateTime, Vec<String>)> = summaries
+        .iter()
+        .map(|s| {
+            let inv = rt()
+                .block_on(cf.get_invalidation().distribution_id(id).id(s.id()).send())
+                .expect("get invalidation");
+            let mut paths = inv
+                .invalidation()
+                .and_then(|i| i.invalidation_batch())
+                .and_then(|b| b.paths())
+                .map(|p| p.items().to_vec())
+                .unwrap_or_default();
+            paths.sort();
+            (*s.create_time(), paths)
+        })
+        .collect();
+    out.sort_by_key(|(t, _)| (t.secs(), t.subsec_nanos()));
+    out.into_iter().map(|(_, p)| p).collect()
+}
+
 /// A fresh bucket in moto.
 pub fn new_bucket(tag: &str) -> String {
     let bucket = unique_bucket(tag);
@@ -476,59 +577,17 @@ impl FaultProxy {
     /// Like [`FaultProxy::start`], and also denies POSTs whose decoded path contains any of
     /// `deny_post`.
     pub fn start_denying(deny_put: &[&str], deny_post: &[&str]) -> FaultProxy {
-        static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let upstream = moto().endpoint();
-        let script = manifest_dir().join("tests/support/fault_proxy.py");
-        let n = STARTED.fetch_add(1, Ordering::Relaxed);
-        let log = log_dir().join(format!(
-            "fault-proxy-{}-{}-{n}.log",
-            exe_stem(),
-            std::process::id()
-        ));
-        let err = File::create(&log)
-            .unwrap_or_else(|e| panic!("create proxy log {}: {e}", log.display()));
-        let mut cmd = Command::new(python());
-        cmd.arg(&script)
-            .args(["--port", "0", "--upstream", &upstream])
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(err);
-        for deny in deny_put {
-            // `=` form: a substring starting with `-` must not read as an option.
-            cmd.arg(format!("--deny-put={deny}"));
-        }
-        for deny in deny_post {
-            cmd.arg(format!("--deny-post={deny}"));
-        }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", script.display()));
+        let mut args: Vec<String> = deny_put.iter().map(|d| format!("--deny-put={d}")).collect();
+        args.extend(deny_post.iter().map(|d| format!("--deny-post={d}")));
+        FaultProxy::with_args(&args)
+    }
 
-        let stdout = child.stdout.take().expect("proxy stdout is piped");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
-        let port = line
-            .strip_prefix("READY ")
-            .and_then(|p| p.trim().parse::<u16>().ok());
-        match port {
-            Some(port) => FaultProxy { port, child },
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let text = fs::read_to_string(&log).unwrap_or_default();
-                panic!(
-                    "fault proxy did not report READY (got {line:?}); log {}:\n{}",
-                    log.display(),
-                    tail(&text, 40)
-                );
-            }
-        }
+    /// A proxy with any of `fault_proxy.py`'s options (`--drop-response-put=…`,
+    /// `--fail-rate=0.2`, `--seed=7`, `--delay-ms=15`, `--throttle-put-bps=…`, `--log=…`); the
+    /// `=` form keeps a value starting with `-` from reading as an option.
+    pub fn with_args(args: &[String]) -> FaultProxy {
+        let (child, port) = start_helper("fault_proxy.py", &["--upstream", &moto().endpoint()], args);
+        FaultProxy { port, child }
     }
 
     /// `http://127.0.0.1:PORT` of the proxy.
@@ -539,6 +598,136 @@ impl FaultProxy {
     /// An S3 client that goes through the proxy.
     pub async fn s3(&self) -> aws_sdk_s3::Client {
         s3_client(&self.endpoint())
+    }
+}
+
+/// A CloudFront edge emulator in front of moto (`tests/support/edge.py`): caches every response
+/// by exact path for 24 h and applies the distribution's invalidations as CloudFront would.
+/// Stopped on drop.
+pub struct Edge {
+    port: u16,
+    child: Child,
+}
+
+impl Edge {
+    pub fn start(distribution: &str) -> Edge {
+        let (child, port) = start_helper(
+            "edge.py",
+            &["--moto", &moto().endpoint(), "--distribution", distribution],
+            &[],
+        );
+        Edge { port, child }
+    }
+
+    /// `http://127.0.0.1:PORT`, the base URL visitors would use.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// GET `path` (already percent-encoded) through the edge.
+    pub fn get(&self, path: &str) -> HttpResponse {
+        http_get(self.port, path)
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP response, read whole.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Lowercase names.
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// A plain HTTP/1.1 GET on loopback, `Accept-Encoding: identity`, connection closed after.
+pub fn http_get(port: u16, path: &str) -> HttpResponse {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("set a read timeout");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("send the request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the response");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// Starts one of the Python helpers of `tests/support/` (which print `READY <port>` once
+/// listening and exit when their stdin closes); returns it and its port.
+fn start_helper(script: &str, fixed: &[&str], args: &[String]) -> (Child, u16) {
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    let path = manifest_dir().join("tests/support").join(script);
+    let n = STARTED.fetch_add(1, Ordering::Relaxed);
+    let stem = script.trim_end_matches(".py");
+    let log = log_dir().join(format!("{stem}-{}-{}-{n}.log", exe_stem(), std::process::id()));
+    let err = File::create(&log).unwrap_or_else(|e| panic!("create log {}: {e}", log.display()));
+    let mut child = Command::new(python())
+        .arg(&path)
+        .args(["--port", "0"])
+        .args(fixed)
+        .args(args)
+        .env("PYTHONUNBUFFERED", "1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", path.display()));
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+    match line
+        .strip_prefix("READY ")
+        .and_then(|p| p.trim().parse::<u16>().ok())
+    {
+        Some(port) => (child, port),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            panic!(
+                "{script} did not report READY (got {line:?}); log {}:\n{}",
+                log.display(),
+                tail(&text, 40)
+            );
+        }
     }
 }
 
