@@ -295,10 +295,12 @@ async fn prepare<B: Bucket>(
 ) -> Result<(Plan, Moment), Error> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let seq = view.root.seq + 1;
+    let oldest_kept = history::oldest_kept(&view.root, seq, settings.keep_deploys);
     let moment = Moment {
         now,
         seq,
-        oldest_kept: history::oldest_kept(&view.root, seq, settings.keep_deploys),
+        oldest_kept,
+        previous_kept: seq > oldest_kept && view.root.history.iter().any(|h| h.seq + 1 == seq),
     };
     if view.root.in_progress.is_some() && !held_by_other(view) {
         remote::recover(bucket, view).await?;

@@ -163,10 +163,12 @@ pub async fn rollback(settings: &Settings, to: Option<&str>) -> Result<u8, Error
     }
 
     let seq = view.root.seq + 1;
+    let oldest_kept = history::oldest_kept(&view.root, seq, settings.keep_deploys);
     let moment = Moment {
         now: time::OffsetDateTime::now_utc().unix_timestamp(),
         seq,
-        oldest_kept: history::oldest_kept(&view.root, seq, settings.keep_deploys),
+        oldest_kept,
+        previous_kept: seq > oldest_kept,
     };
     let lease = Lease::new(
         bucket,

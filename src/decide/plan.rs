@@ -64,6 +64,10 @@ pub struct Moment {
     pub seq: u64,
     /// The lowest deploy number the history holds once this deploy is recorded.
     pub oldest_kept: u64,
+    /// Whether the deploy before this one stays in the history, so that a rollback to it can
+    /// need the bytes this one replaces. When not (the first deploy, history turned off or kept
+    /// to one entry), no copy is kept.
+    pub previous_kept: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -282,7 +286,7 @@ pub fn plan(
             Some(e) => {
                 let same_bytes = e.sha256 == Some(f.sha256) && e.size == f.size;
                 let same_headers = *e.headers == *l.headers;
-                let keep = keep_for(layout, e, opts);
+                let keep = keep_for(layout, e, opts, moment.previous_kept);
                 match (same_bytes, same_headers) {
                     (true, true) if e.is_live() && !opts.force => None,
                     (true, true) if e.is_live() => Some(write(file, Reason::Forced, None)),
@@ -348,7 +352,7 @@ pub fn plan(
                 key: (*key).clone(),
                 size: e.size,
                 kind: DeleteKind::Removed,
-                keep: keep_for(layout, e, opts),
+                keep: keep_for(layout, e, opts, moment.previous_kept),
             }),
             (Life::Retired { since, seq }, None) => {
                 if moment.now - since >= opts.keep_old_assets && *seq <= moment.oldest_kept {
@@ -397,9 +401,18 @@ fn dedupe_keeps(plan: &mut Plan, records: &BTreeMap<&str, &Entry>) {
 /// A copy of the current bytes, when they are worth keeping for a rollback: the record is
 /// trusted, the file mutable (a content-hashed one stays through its retirement), and the
 /// bucket does not keep versions of it already.
-fn keep_for(layout: &Layout, e: &Entry, opts: &PlanOptions) -> Option<Keep> {
+pub fn keep_for(
+    layout: &Layout,
+    e: &Entry,
+    opts: &PlanOptions,
+    previous_kept: bool,
+) -> Option<Keep> {
     let sha = e.sha256?;
-    if !opts.keep_copies || e.is_immutable() || !matches!(e.life, Life::Live | Life::Left) {
+    if !opts.keep_copies
+        || !previous_kept
+        || e.is_immutable()
+        || !matches!(e.life, Life::Live | Life::Left)
+    {
         return None;
     }
     if e.version.is_some() {
@@ -816,6 +829,7 @@ mod tests {
             now: 1_000_000,
             seq: 5,
             oldest_kept: 1,
+            previous_kept: true,
         }
     }
 

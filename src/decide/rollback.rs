@@ -159,19 +159,9 @@ pub fn plan(
 }
 
 /// As in a deploy: the bytes a rollback overwrites or deletes are kept, so that rolling back
-/// the rollback works.
+/// the rollback works (the deploy it undoes is the newest in the history).
 fn keep_for(layout: &Layout, e: &Entry, opts: &PlanOptions) -> Option<Keep> {
-    let sha = e.sha256?;
-    if !opts.keep_copies || e.is_immutable() || !e.is_live() || e.version.is_some() {
-        return None;
-    }
-    Some(Keep {
-        to: layout.kept_key(&sha, e.headers.gzip),
-        sha256: sha,
-        size: e.size,
-        gzip: e.headers.gzip,
-        version: None,
-    })
+    crate::decide::plan::keep_for(layout, e, opts, true)
 }
 
 #[cfg(test)]
@@ -197,10 +187,10 @@ mod tests {
         current.insert("index.html".into(), live("index.html", 2));
         current.insert("same.css".into(), live("same.css", 1));
         current.insert("new.html".into(), live("new.html", 5));
-        current.insert("app-NewHash1.js".into(), live("app-NewHash1.js", 6));
-        let mut retired = live("app-OldHash1.js", 7);
+        current.insert("app-Dk3l9xQa.js".into(), live("app-Dk3l9xQa.js", 6));
+        let mut retired = live("app-BX7a9_kq.js", 7);
         retired.life = Life::Retired { since: 1, seq: 4 };
-        current.insert("app-OldHash1.js".into(), retired);
+        current.insert("app-BX7a9_kq.js".into(), retired);
         current.insert(layout.kept_key(&[1; 32], false), kept(1));
         current.insert("copy.txt".into(), live("copy.txt", 9));
 
@@ -208,8 +198,8 @@ mod tests {
         target.insert("index.html".into(), Some(live("index.html", 1)));
         target.insert("same.css".into(), Some(live("same.css", 1)));
         target.insert("new.html".into(), None);
-        target.insert("app-NewHash1.js".into(), None);
-        target.insert("app-OldHash1.js".into(), Some(live("app-OldHash1.js", 7)));
+        target.insert("app-Dk3l9xQa.js".into(), None);
+        target.insert("app-BX7a9_kq.js".into(), Some(live("app-BX7a9_kq.js", 7)));
         target.insert("dup.txt".into(), Some(live("dup.txt", 9)));
         let p = plan(&target, &current, &layout, &PlanOptions::default()).expect("plan");
 
@@ -241,8 +231,8 @@ mod tests {
             p.writes[1].keep.is_some(),
             "today's index.html is kept: rolling forward works"
         );
-        assert_eq!(p.revive, ["app-OldHash1.js"]);
-        assert_eq!(p.retire, ["app-NewHash1.js"]);
+        assert_eq!(p.revive, ["app-BX7a9_kq.js"]);
+        assert_eq!(p.retire, ["app-Dk3l9xQa.js"]);
         assert_eq!(p.deletes.len(), 1);
         assert_eq!(p.deletes[0].key, "new.html");
         assert_eq!(p.unchanged, 1);

@@ -187,9 +187,7 @@ impl Filter {
 
     /// A matcher for `--exclude` globs alone, over paths relative to the build folder: what the
     /// plan asks of a key the manifest knows and the build no longer has.
-    pub fn excluder(
-        globs: &[String],
-    ) -> Result<Excluder, ScanError> {
+    pub fn excluder(globs: &[String]) -> Result<Excluder, ScanError> {
         let set = glob_set(globs)?;
         Ok(Box::new(move |rel: &str| set.is_match(rel)))
     }

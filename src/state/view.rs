@@ -312,6 +312,24 @@ impl View {
     pub fn next_root(&self, changes: &Changes) -> RootDoc {
         let delta = self.delta_after(changes);
         let mut root = self.root.clone();
+        // A kept copy may be recorded in a chunk that was not read (its record needs nothing
+        // from the old one): the chunk's due marker only moves earlier.
+        for (key, new) in changes {
+            let Some(i) = self.chunk_of(key) else {
+                continue;
+            };
+            if self.read[i] {
+                continue;
+            }
+            if let Some(Entry {
+                life: Life::Kept { until },
+                ..
+            }) = new
+            {
+                let c = &mut root.chunks[i];
+                c.kept = Some(c.kept.map_or(*until, |u| u.min(*until)));
+            }
+        }
         for i in 0..root.chunks.len() {
             if !self.read[i] {
                 continue;
