@@ -61,7 +61,7 @@ where
             .enable_all()
             .build()
             .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
-        runtime.block_on(async {
+        let result = runtime.block_on(async {
             match &settings.command {
                 Command::Deploy => commands::deploy::deploy(&settings).await,
                 Command::History => commands::history::history(&settings).await,
@@ -71,7 +71,10 @@ where
                 Command::Verify { all } => commands::verify::command(&settings, *all).await,
                 Command::Unlock => commands::unlock::unlock(&settings).await,
             }
-        })
+        });
+        // A scan still hashing when a set-up error ended the run is not waited for.
+        runtime.shutdown_background();
+        result
     });
     match result {
         Ok(code) => ExitCode::from(code),

@@ -340,3 +340,52 @@ fn a_real_vite_edit_uploads_retires_and_invalidates_exactly_what_it_should() {
         Some("public, max-age=0, must-revalidate")
     );
 }
+
+#[test]
+fn a_page_that_references_a_missing_file_is_a_warning_or_with_strict_a_refusal() {
+    let bucket = new_bucket("links");
+    let site = copy_fixture("vite-app/before");
+    let page = site.path().join("index.html");
+    let html = fs::read_to_string(&page).expect("read");
+    fs::write(
+        &page,
+        html.replace("</body>", "<img src=\"/img/missing.png\"></body>"),
+    )
+    .expect("w");
+    let out = deploy(&bucket, site.path(), &[]);
+    assert_exit(&out, 0);
+    let text = stderr(&out);
+    assert!(
+        text.contains("warning: index.html:") && text.contains("image \"/img/missing.png\""),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("warning:").count(),
+        1,
+        "every other reference resolves: {text}"
+    );
+
+    let other = new_bucket("links-strict");
+    let out = deploy(&other, site.path(), &["--strict"]);
+    assert_exit(&out, 5);
+    assert!(
+        stderr(&out).contains("/img/missing.png"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(snapshot(&other).is_empty(), "nothing written");
+    // A file the bucket still keeps (a retired chunk) counts as present.
+    let fixed = copy_fixture("vite-app/before");
+    assert_exit(&deploy(&other, fixed.path(), &["--strict"]), 0);
+    let after = copy_fixture("vite-app/after");
+    let old = fs::read_to_string(after.path().join("index.html")).expect("read");
+    fs::write(
+        after.path().join("index.html"),
+        old.replace(
+            "</body>",
+            "<script src=\"/assets/lazy-a-DfJkjhfk.js\"></script></body>",
+        ),
+    )
+    .expect("w");
+    assert_exit(&deploy(&other, after.path(), &["--strict"]), 0);
+}

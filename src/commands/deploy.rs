@@ -43,11 +43,43 @@ pub struct Session {
 
 /// Builds the clients, resolves the distributions and the target. Shared by every subcommand.
 pub async fn connect(settings: &Settings, reporter: &Reporter) -> Result<Session, Error> {
+    let (session, _) = connect_reading(settings, reporter, false).await?;
+    Ok(session)
+}
+
+/// [`connect`], and with `read` the manifest's root read at the same time as the distributions
+/// are looked up when the bucket is known (the usual case: one round trip instead of two).
+async fn connect_reading(
+    settings: &Settings,
+    reporter: &Reporter,
+    read: bool,
+) -> Result<(Session, Option<View>), Error> {
     let clients = aws::clients(&settings.aws).await?;
     let cdn = CloudFront::new(clients.cloudfront);
-    // The distributions may decide the bucket and prefix, so they come first; their origins
-    // are checked before anything is read or written.
-    let servings = resolve(&cdn, settings).await?;
+    // The prefix may yet come from the distribution's OriginPath: guess the common case (none)
+    // and read again if the guess was wrong.
+    let guess = settings
+        .bucket
+        .clone()
+        .map(|b| settings.target(b, settings.prefix.clone().unwrap_or_default()));
+    let early = guess.as_ref().map(|t| {
+        S3Bucket::new(
+            clients.s3.clone(),
+            t.bucket.clone(),
+            settings.concurrency,
+            clients.s3_endpoint.clone(),
+        )
+    });
+    let reading = async {
+        match (&early, &guess) {
+            (Some(b), Some(t)) if read => Some(remote::read_root(b, &t.layout).await),
+            _ => None,
+        }
+    };
+    // The distributions may decide the bucket and prefix; their origins are checked before
+    // anything is written.
+    let (servings, early_view) = tokio::join!(resolve(&cdn, settings), reading);
+    let servings = servings?;
     let target = target(settings, &servings)?;
     for s in &servings {
         reporter.detail(&format!(
@@ -63,12 +95,20 @@ pub async fn connect(settings: &Settings, reporter: &Reporter) -> Result<Session
         settings.concurrency,
         clients.s3_endpoint,
     );
-    Ok(Session {
-        bucket,
-        cdn,
-        target,
-        servings,
-    })
+    let view = match early_view {
+        Some(v) if guess.as_ref() == Some(&target) => Some(v?),
+        _ if read => Some(remote::read_root(&bucket, &target.layout).await?),
+        _ => None,
+    };
+    Ok((
+        Session {
+            bucket,
+            cdn,
+            target,
+            servings,
+        },
+        view,
+    ))
 }
 
 /// A fresh id for this run: its time and a random tail (`2026-11-20T10:04:11Z-3f2a`).
@@ -136,25 +176,29 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
     if !settings.allow_project_dir {
         project::refuse_project_dir(&settings.dir)?;
     }
-    let session = connect(settings, &reporter).await?;
-    let layout = session.target.layout.clone();
-    let bucket = &session.bucket;
-
-    // Hash the folder and read the manifest's root at the same time: both are needed to plan.
+    // Hash the folder while the distributions are looked up and the manifest's root is read:
+    // all three are needed to plan, none needs another.
     let scan_opts = ScanOptions {
         root: settings.dir.clone(),
-        prefix: layout.prefix.clone(),
+        prefix: String::new(),
         include: settings.include.clone(),
         exclude: settings.exclude.clone(),
     };
     let scan_reporter = Arc::clone(&reporter);
     let scanning =
         tokio::task::spawn_blocking(move || scan::scan(&scan_opts, scan_reporter.as_ref()));
-    let reading = remote::read_root(bucket, &layout);
-    let (scanned, view) = tokio::join!(scanning, reading);
-    let scanned =
-        scanned.map_err(|e| Error::Usage(format!("the scan stopped unexpectedly: {e}")))??;
-    let mut view = view?;
+    // A set-up error is reported at once, without waiting for the scan.
+    let (session, view) = connect_reading(settings, &reporter, true).await?;
+    let mut scanned = scanning
+        .await
+        .map_err(|e| Error::Usage(format!("the scan stopped unexpectedly: {e}")))??;
+    let layout = session.target.layout.clone();
+    let bucket = &session.bucket;
+    scan::rekey(&mut scanned.files, &layout.prefix)?;
+    let mut view = match view {
+        Some(v) => v,
+        None => remote::read_root(bucket, &layout).await?,
+    };
     reporter.finish();
     for skipped in &scanned.skipped {
         reporter.detail(&format!("skipped {} ({})", skipped.rel, skipped.reason));
@@ -192,6 +236,9 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
     let outcome = loop {
         attempt += 1;
         let (plan, moment) = prepare(bucket, &mut view, &local, settings, &excluded).await?;
+        if attempt == 1 {
+            check_links(settings, &session, &local, &plan, &view, &reporter)?;
+        }
         let nothing_to_do = plan.is_empty()
             && (plan.pending.is_empty() || job.distributions.is_empty())
             && view.root.garbage.is_empty()
@@ -282,6 +329,92 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
     signals.abort();
     reporter.finish();
     finish(settings, &session, &local, outcome, started, &reporter).await
+}
+
+/// Checks the references of the pages and stylesheets about to be uploaded: a same-site target
+/// that is neither in the build nor kept in the bucket is a warning (an error with `--strict`).
+fn check_links(
+    settings: &Settings,
+    session: &Session,
+    local: &[Local],
+    plan: &Plan,
+    view: &View,
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    use crate::local::links::{self, Source as Page};
+    let prefix = &session.target.layout.prefix;
+    let sources: Vec<Page> = plan
+        .writes
+        .iter()
+        .filter_map(|w| match &w.source {
+            crate::decide::plan::Source::File(path) => Some((w, path)),
+            _ => None,
+        })
+        .filter_map(|(w, path)| {
+            let rel = w.key.strip_prefix(prefix.as_str()).unwrap_or(&w.key);
+            let lower = rel.to_ascii_lowercase();
+            let css = lower.ends_with(".css");
+            (css || w.html).then(|| Page {
+                rel: rel.to_string(),
+                path: path.clone(),
+                css,
+            })
+        })
+        .collect();
+    if sources.is_empty() {
+        return Ok(());
+    }
+    // What the bucket serves after this deploy: the build, and every known file it does not
+    // delete (retired chunks, files left in place).
+    let mut exists: std::collections::HashSet<String> =
+        local.iter().map(|l| l.file.rel.clone()).collect();
+    let deleted: std::collections::HashSet<&str> =
+        plan.deletes.iter().map(|d| d.key.as_str()).collect();
+    for (key, _) in view.known() {
+        if !view.layout.is_reserved(key) && !deleted.contains(key.as_str()) {
+            if let Some(rel) = key.strip_prefix(prefix.as_str()) {
+                exists.insert(rel.to_string());
+            }
+        }
+    }
+    // Where the build is served: the distributions' hosts, and the URL path of the prefix below
+    // their OriginPath (or the prefix itself without a distribution).
+    let hosts: Vec<String> = settings
+        .domain
+        .iter()
+        .cloned()
+        .chain(session.servings.iter().map(|s| s.host.clone()))
+        .collect();
+    let root = match session.servings.first() {
+        Some(s) => prefix
+            .strip_prefix(&distribution::prefix_of(&s.origin_path))
+            .unwrap_or(prefix)
+            .to_string(),
+        None => prefix.clone(),
+    };
+    let site = crate::local::refs::Site::new(&hosts).with_root(&format!("/{root}"));
+    let broken = links::check(&sources, &exists, &site);
+    if broken.is_empty() {
+        return Ok(());
+    }
+    if settings.strict {
+        let list: Vec<String> = broken.iter().take(20).map(|b| format!("  {b}")).collect();
+        return Err(Error::Refused(format!(
+            "refusing to deploy pages that reference missing files (--strict):\n{}{}\n  hint: fix the build, or drop --strict to deploy with warnings",
+            list.join("\n"),
+            if broken.len() > 20 { format!("\n  … and {} more", broken.len() - 20) } else { String::new() }
+        )));
+    }
+    for b in broken.iter().take(50) {
+        reporter.always(&format!("warning: {b}"));
+    }
+    if broken.len() > 50 {
+        reporter.always(&format!(
+            "warning: … and {} more broken references",
+            broken.len() - 50
+        ));
+    }
+    Ok(())
 }
 
 /// Reads what the plan needs, plans, and reads the rest of the manifest when the plan turns out

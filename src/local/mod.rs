@@ -3,6 +3,8 @@
 
 pub mod hashed;
 pub mod headers;
+pub mod links;
 pub mod project;
+pub mod refs;
 pub mod rules;
 pub mod scan;

@@ -407,6 +407,20 @@ pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, Sca
     Ok(Scan { files, skipped })
 }
 
+/// Gives every file its key under another prefix (the scan ran before the prefix was known:
+/// it may come from the distribution's OriginPath).
+pub fn rekey(files: &mut [LocalFile], prefix: &str) -> Result<(), ScanError> {
+    for f in files.iter_mut() {
+        let key = format!("{prefix}{}", f.rel);
+        if key.len() > MAX_KEY_LEN {
+            let len = key.len();
+            return Err(ScanError::KeyTooLong { key, len });
+        }
+        f.key = key;
+    }
+    Ok(())
+}
+
 /// The whole file's sha256, and each part's for a file large enough to go up in parts.
 type Hashes = ([u8; 32], Option<Vec<[u8; 32]>>);
 
