@@ -327,6 +327,18 @@ pub fn program_name() -> &'static str {
     PROGRAM.get().copied().unwrap_or("cargo cdn-deploy")
 }
 
+static BUCKET_ORIGIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records where the bucket name came from (`--bucket`, `CDN_DEPLOY_BUCKET`, a file…), once.
+pub fn set_bucket_origin(label: String) {
+    let _ = BUCKET_ORIGIN.set(label);
+}
+
+/// Where the bucket name came from, for hints: `--bucket` unless a source said otherwise.
+pub fn bucket_origin() -> &'static str {
+    BUCKET_ORIGIN.get().map_or("--bucket", String::as_str)
+}
+
 /// Parses argv, accepting both `cargo-cdn-deploy cdn-deploy …` (as cargo invokes it) and
 /// `cargo-cdn-deploy …` (run directly); `program` names the tool in help and usage.
 pub fn parse_as<I, T>(argv: I, program: &'static str) -> Result<Args, clap::Error>

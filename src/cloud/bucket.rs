@@ -93,9 +93,10 @@ impl BucketError {
     /// What to do about it, in one line.
     pub fn hint(&self, bucket: &str, program: &str) -> String {
         match self {
-            BucketError::NoSuchBucket => {
-                format!("check --bucket {bucket:?} and --region; create the bucket first if it is new")
-            }
+            BucketError::NoSuchBucket => format!(
+                "check the bucket name {bucket:?} (from {}) and the region; create the bucket first if it is new",
+                crate::cli::bucket_origin()
+            ),
             BucketError::AccessDenied(_) => format!(
                 "allow s3:GetObject, s3:PutObject, s3:DeleteObject, s3:ListBucketMultipartUploads and s3:AbortMultipartUpload on arn:aws:s3:::{bucket} and arn:aws:s3:::{bucket}/* for these credentials"
             ),

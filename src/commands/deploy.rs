@@ -260,6 +260,7 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
             let done = Executed {
                 plan,
                 invalidations,
+                first: view.etag.is_none(),
                 ..Executed::default()
             };
             let ctx = context(settings, &session.target, &local, started.elapsed());
@@ -598,6 +599,7 @@ fn context<'a>(
 ) -> Context<'a> {
     Context {
         dir: report::shown_dir(&settings.dir),
+        rollback: false,
         bucket: &target.bucket,
         prefix: &target.layout.prefix,
         scanned_files: local.len(),

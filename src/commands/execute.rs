@@ -158,6 +158,8 @@ pub struct Executed {
     pub aborted: usize,
     /// This deploy's number, once recorded.
     pub seq: u64,
+    /// There was no manifest before: everything was new.
+    pub first: bool,
 }
 
 impl Executed {
@@ -303,6 +305,7 @@ async fn locked<B: Bucket, C: Cdn>(
     let mut done = Executed {
         outcomes: Outcomes::skipped(&plan),
         seq: moment.seq,
+        first: view.etag.is_none(),
         ..Executed::default()
     };
     // A deploy that died in the middle may have left multipart uploads behind: abort those on
@@ -423,9 +426,11 @@ async fn locked<B: Bucket, C: Cdn>(
                 .iter()
                 .filter(|o| **o == Outcome::Done)
                 .count() as u64,
-            deleted: done
-                .deleted()
-                .filter(|d| d.kind == DeleteKind::Removed)
+            deleted: plan
+                .deletes
+                .iter()
+                .zip(&done.outcomes.deletes)
+                .filter(|(d, o)| d.kind == DeleteKind::Removed && **o == Outcome::Done)
                 .count() as u64,
             retired: if done.outcomes.bookkeeping {
                 plan.retire.len() as u64

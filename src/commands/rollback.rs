@@ -125,7 +125,8 @@ pub async fn rollback(settings: &Settings, to: Option<&str>) -> Result<u8, Error
     let job = job(settings, &session, deploy);
     let unchanged = unchanged(&view, &plan);
     let ctx = Context {
-        dir: format!("rollback to {target_id}"),
+        dir: target_id.clone(),
+        rollback: true,
         bucket: &session.target.bucket,
         prefix: &layout.prefix,
         scanned_files: 0,

@@ -14,7 +14,10 @@ use crate::decide::plan::{DeleteKind, Local, Outcome, Reason, Source};
 /// Facts shared by every rendering.
 #[derive(Clone, Debug)]
 pub struct Context<'a> {
+    /// The build folder as the user named it, or what a rollback restores.
     pub dir: String,
+    /// A rollback, not a deploy of a build folder.
+    pub rollback: bool,
     pub bucket: &'a str,
     pub prefix: &'a str,
     pub scanned_files: usize,
@@ -66,14 +69,18 @@ fn files(n: usize) -> String {
 pub fn dry_run(ctx: &Context, preview: &Executed, verbose: bool, local: &[Local]) -> String {
     let plan = &preview.plan;
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Dry run: {} -> {} ({}, {})",
-        ctx.dir,
-        ctx.target(),
-        files(ctx.scanned_files),
-        HumanBytes(ctx.scanned_bytes)
-    );
+    if ctx.rollback {
+        let _ = writeln!(out, "Rollback of {} to {}:", ctx.target(), ctx.dir);
+    } else {
+        let _ = writeln!(
+            out,
+            "Dry run: {} -> {} ({}, {})",
+            ctx.dir,
+            ctx.target(),
+            files(ctx.scanned_files),
+            HumanBytes(ctx.scanned_bytes)
+        );
+    }
     let width = plan
         .writes
         .iter()
@@ -168,6 +175,7 @@ pub fn dry_run(ctx: &Context, preview: &Executed, verbose: bool, local: &[Local]
     for inv in &preview.invalidations {
         out.push_str(&invalidation_lines(inv, true));
     }
+    out.push_str(&first_note(preview));
     if plan.is_empty() && plan.pending.is_empty() {
         let _ = writeln!(out, "Nothing to deploy. Nothing was written.");
     } else {
@@ -290,6 +298,15 @@ fn invalidation_lines(inv: &Invalidated, paths: bool) -> String {
     out
 }
 
+/// Why a first deploy invalidates paths at all, when it does.
+fn first_note(done: &Executed) -> String {
+    if done.first && done.invalidations.iter().any(|i| !i.paths.is_empty()) {
+        "(A first deploy invalidates its pages and unhashed files: CloudFront may still hold an earlier site or cached errors for those paths. New content-hashed files were never requested and need none.)\n".into()
+    } else {
+        String::new()
+    }
+}
+
 /// The one-paragraph result of a real deploy.
 pub fn summary(ctx: &Context, done: &Executed) -> String {
     let secs = format!("{:.1}s", ctx.elapsed.as_secs_f64());
@@ -306,19 +323,31 @@ pub fn summary(ctx: &Context, done: &Executed) -> String {
     }
     let head = if done.interrupted.is_some() {
         "Interrupted"
+    } else if done.is_complete() && ctx.rollback {
+        "Rolled back"
     } else if done.is_complete() {
         "Deployed"
     } else {
         "Partial deploy"
     };
-    let _ = writeln!(
-        out,
-        "{head}: {} -> {}: {}, {} unchanged in {secs}.",
-        ctx.dir,
-        ctx.target(),
-        counts(done, false),
-        plan.unchanged,
-    );
+    if ctx.rollback && head == "Rolled back" {
+        let _ = writeln!(
+            out,
+            "Rolled back {} to {}: {} in {secs}.",
+            ctx.target(),
+            ctx.dir,
+            counts(done, false),
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{head}: {} -> {}: {}, {} unchanged in {secs}.",
+            ctx.dir,
+            ctx.target(),
+            counts(done, false),
+            plan.unchanged,
+        );
+    }
     let failed = done.failures.len();
     let skipped = done
         .outcomes
@@ -354,6 +383,7 @@ pub fn summary(ctx: &Context, done: &Executed) -> String {
     for inv in &done.invalidations {
         out.push_str(&invalidation_lines(inv, false));
     }
+    out.push_str(&first_note(done));
     if done.invalidation_failed() {
         let _ = writeln!(
             out,
@@ -552,6 +582,7 @@ mod tests {
     fn ctx() -> Context<'static> {
         Context {
             dir: "dist".into(),
+            rollback: false,
             bucket: "site",
             prefix: "",
             scanned_files: 3,

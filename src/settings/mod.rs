@@ -302,6 +302,10 @@ impl Settings {
         let domain = text("domain").map(|d| normalize_domain(&d));
         let (bucket, url_prefix) = match text("bucket") {
             Some(raw) => {
+                crate::cli::set_bucket_origin(match origin_of(&merged, "bucket").as_str() {
+                    "command line" => "--bucket".to_string(),
+                    other => other.to_string(),
+                });
                 let (b, p) = split_bucket(&raw).map_err(|e| {
                     Error::Usage(format!("{}: {e}", origin_of(&merged, "bucket")))
                 })?;
