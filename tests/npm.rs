@@ -11,13 +11,11 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
 
 use serde_json::Value;
 use support::{cli, copy_tree, moto, rt, unique_bucket};
@@ -39,8 +37,7 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Tests run one at a time: they share one installed project, and the overhead figures mean
-/// nothing while another test keeps the CPUs busy.
+/// Tests run one at a time: they share one installed project.
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -453,44 +450,5 @@ fn without_the_platform_package_the_launcher_says_how_to_get_it() {
         )) && stderr.contains("npm install --include=optional"),
         "{}",
         text(&out)
-    );
-}
-
-/// Prints, never asserts, what the launcher adds to a run: `--version` through
-/// `node_modules/.bin/cdn-deploy` against the installed binary itself, median of 10 runs.
-#[test]
-fn launcher_overhead_is_measured() {
-    let _serial = serial();
-    let packed = packed();
-    let project = project();
-    let exe = packed.platforms[&packed.host]["exe"].as_str().expect("exe");
-    let binary = project
-        .join("node_modules")
-        .join(
-            packed.platforms[&packed.host]["package"]
-                .as_str()
-                .expect("package"),
-        )
-        .join("bin")
-        .join(exe);
-    let median_ms = |program: &Path| {
-        let mut times: Vec<f64> = (0..10)
-            .map(|_| {
-                let start = Instant::now();
-                assert_success(&run(with_test_env(Command::new(program)).arg("--version")));
-                start.elapsed().as_secs_f64() * 1000.0
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        (times[4] + times[5]) / 2.0
-    };
-    let bare = median_ms(&binary);
-    let through = median_ms(&project.join("node_modules/.bin/cdn-deploy"));
-    // Written past the test harness's capture, so the figures show in every run's log.
-    let _ = writeln!(
-        std::io::stderr(),
-        "launcher overhead: `--version` median of 10: binary {bare:.1} ms, \
-         through the launcher {through:.1} ms (+{:.1} ms)",
-        through - bare
     );
 }
