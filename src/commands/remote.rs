@@ -85,7 +85,17 @@ pub async fn recover<B: Bucket>(bucket: &B, view: &mut View) -> Result<(), Error
         Ok(_) => return Ok(()),
         Err(source) => return Err(read_error(bucket, &planned.key, source)),
     };
-    let table = chunk_table_of(&bytes).map_err(|e| manifest_error(bucket, &planned.key, e))?;
+    let mut table = chunk_table_of(&bytes).map_err(|e| manifest_error(bucket, &planned.key, e))?;
+    // A planned base is its chunks followed by one more member, the deploy's reverse delta
+    // (see `execute`). A reverse delta without absent keys (a deploy that only changed existing
+    // keys) parses as a chunk too, and its old records would pass for the planned ones: the
+    // member that ends the object is never one of the planned state's chunks.
+    if table
+        .last()
+        .is_some_and(|c| c.at + c.len == bytes.len() as u64)
+    {
+        table.pop();
+    }
     let layout = view.layout.clone();
     let records = read_whole(&layout, &table, &bytes, &mut view.interner)
         .map_err(|e| manifest_error(bucket, &planned.key, e))?;
