@@ -275,7 +275,13 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
             crate::output::github::summary(&ctx, &done, None);
             return Ok(code::OK);
         }
-        wait_for_lock(bucket, &mut view, &layout, lock_deadline, &reporter).await?;
+        if wait_for_lock(bucket, &mut view, &layout, lock_deadline, &reporter).await? {
+            // The root was read again while waiting: plan against it. A dead deploy's intent is
+            // recovered (its planned base read, what it may have written marked in doubt) only
+            // once its lock has lapsed, so the plan made while it was held knows nothing of it.
+            attempt -= 1;
+            continue;
+        }
         if view.root.legacy {
             legacy_lock(bucket, &layout).await?;
         }
@@ -494,14 +500,14 @@ fn held_by_other(view: &View) -> bool {
 }
 
 /// Fails (or waits, with `--lock-wait`) while another deploy holds the lock; re-reads the root
-/// while waiting.
+/// while waiting. True when it waited: `view` is then the root as it is now, to plan again.
 async fn wait_for_lock<B: Bucket>(
     bucket: &B,
     view: &mut View,
     layout: &crate::state::layout::Layout,
     deadline: Instant,
     reporter: &Reporter,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let mut said = false;
     while let Some(lock) = view.root.lock.clone().filter(|_| held_by_other(view)) {
         if Instant::now() >= deadline {
@@ -521,7 +527,7 @@ async fn wait_for_lock<B: Bucket>(
         tokio::time::sleep(Duration::from_secs(1)).await;
         *view = remote::read_root(bucket, layout).await?;
     }
-    Ok(())
+    Ok(said)
 }
 
 /// While migrating from a version-1 manifest, its separate lock object still counts.
