@@ -67,12 +67,14 @@ fn plain(text: &str) -> Option<&'static str> {
             "invalid peer certificate",
             "the TLS certificate was not accepted",
         ),
-        ("certificate", "TLS failed"),
-        ("tls handshake", "TLS failed"),
+        // Before the generic TLS rows: rustls says "TLS handshake failed: received corrupt
+        // message of type InvalidContentType" when the server speaks plain http.
         (
             "invalidcontenttype",
             "the TLS handshake failed (is it an https:// URL for a plain http server?)",
         ),
+        ("certificate", "TLS failed"),
+        ("tls handshake", "TLS failed"),
         ("timed out", "no answer in time"),
         ("timeout", "no answer in time"),
         ("network is unreachable", "the network is unreachable"),
