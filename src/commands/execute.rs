@@ -242,6 +242,7 @@ pub async fn execute<B: Bucket, C: Cdn>(
             planned: Some(BaseRef {
                 key: base.key.clone(),
                 size: base.bytes.len() as u64,
+                chunks_end: base.extras.first().map(|(at, _)| *at),
             }),
         });
         planned = Some((root_after, base));

@@ -85,17 +85,24 @@ pub async fn recover<B: Bucket>(bucket: &B, view: &mut View) -> Result<(), Error
         Ok(_) => return Ok(()),
         Err(source) => return Err(read_error(bucket, &planned.key, source)),
     };
-    let mut table = chunk_table_of(&bytes).map_err(|e| manifest_error(bucket, &planned.key, e))?;
-    // A planned base is its chunks followed by one more member, the deploy's reverse delta
-    // (see `execute`). A reverse delta without absent keys (a deploy that only changed existing
-    // keys) parses as a chunk too, and its old records would pass for the planned ones: the
-    // member that ends the object is never one of the planned state's chunks.
-    if table
-        .last()
-        .is_some_and(|c| c.at + c.len == bytes.len() as u64)
-    {
-        table.pop();
-    }
+    // A planned base is its chunks followed by the deploy's reverse delta, whose old records
+    // must never pass for planned ones (one without absent keys parses as a chunk): only the
+    // bytes up to where the intent says the chunks end are chunks.
+    let end = planned
+        .chunks_end
+        .and_then(|e| usize::try_from(e).ok())
+        .filter(|e| *e <= bytes.len())
+        .ok_or_else(|| {
+            manifest_error(
+                bucket,
+                &planned.key,
+                crate::state::format::ManifestError::Corrupt(
+                    "the intent does not say where the planned chunks end".into(),
+                ),
+            )
+        })?;
+    let table =
+        chunk_table_of(&bytes[..end]).map_err(|e| manifest_error(bucket, &planned.key, e))?;
     let layout = view.layout.clone();
     let records = read_whole(&layout, &table, &bytes, &mut view.interner)
         .map_err(|e| manifest_error(bucket, &planned.key, e))?;

@@ -118,6 +118,10 @@ pub struct InProgressDoc {
 pub struct BaseRef {
     pub key: String,
     pub size: u64,
+    /// Where its chunks end, when more members follow them (a planned base carries the
+    /// deploy's reverse delta after its chunks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_end: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

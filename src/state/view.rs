@@ -371,6 +371,7 @@ impl View {
         root.base = Some(BaseRef {
             key: base.key.clone(),
             size: base.bytes.len() as u64,
+            chunks_end: None,
         });
         (root, base)
     }
@@ -602,6 +603,7 @@ mod tests {
         root.base = Some(BaseRef {
             key: base.key.clone(),
             size: base.bytes.len() as u64,
+            chunks_end: None,
         });
         let root = decode_root(&root.encode()).expect("round trip");
         (View::from_root(layout(), root, Some("\"e\"".into())), base)
