@@ -22,6 +22,9 @@ pub mod sources;
 
 use self::sources::{FileTable, Layer, Origin, SourceError};
 
+/// Requests in flight by default: measured against a 30 ms round trip (see .ci/bench-deploy),
+/// small uploads stop gaining from more at about this many.
+pub const DEFAULT_CONCURRENCY: u64 = 32;
 /// How long a request may go unanswered before it is retried (three attempts in all).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A dead deploy blocks others at most this long: renewed every third of it, the lock of a
@@ -425,7 +428,8 @@ impl Settings {
             },
             dry_run: args.dry_run,
             json: args.json,
-            concurrency: usize::try_from(count("concurrency", 1, 256, 16)?).unwrap_or(16),
+            concurrency: usize::try_from(count("concurrency", 1, 256, DEFAULT_CONCURRENCY)?)
+                .unwrap_or(32),
             include: list("include"),
             exclude: list("exclude"),
             immutable: list("immutable"),
