@@ -31,7 +31,13 @@ fn deploy_cmd(endpoint: &str, bucket: &str, dir: &Path) -> Command {
     let mut cmd = cli();
     cmd.env("AWS_ENDPOINT_URL", endpoint)
         .args(["--bucket", bucket, "--lock-ttl", "3s", "--lock-wait", "20s"])
-        .args(["--timeout", "5s", "--keep-old-assets", "1s", "--allow-mass-delete"])
+        .args([
+            "--timeout",
+            "5s",
+            "--keep-old-assets",
+            "1s",
+            "--allow-mass-delete",
+        ])
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -93,9 +99,15 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 #[test]
 fn faults_kills_and_races_never_corrupt_and_one_clean_deploy_converges() {
     let bucket = new_bucket("chaos");
-    let builds = [copy_fixture("site"), copy_fixture("site-v2"), copy_fixture("vite-app/before")];
+    let builds = [
+        copy_fixture("site"),
+        copy_fixture("site-v2"),
+        copy_fixture("vite-app/before"),
+    ];
     // A third build with a file large enough to go up in parts.
-    let big: Vec<u8> = (0..(20 * 1024 * 1024 + 7u32)).map(|i| (i % 253) as u8).collect();
+    let big: Vec<u8> = (0..(20 * 1024 * 1024 + 7u32))
+        .map(|i| (i % 253) as u8)
+        .collect();
     fs::write(builds[1].path().join("video.bin"), &big).expect("write");
     let proxy = FaultProxy::with_args(&[
         "--fail-rate=0.2".into(),
@@ -149,7 +161,14 @@ fn faults_kills_and_races_never_corrupt_and_one_clean_deploy_converges() {
     // One clean deploy converges: the bucket serves the build, and then nothing is left to do.
     let last = &builds[0];
     let out = cli()
-        .args(["--bucket", &bucket, "--lock-wait", "20s", "--keep-old-assets", "0"])
+        .args([
+            "--bucket",
+            &bucket,
+            "--lock-wait",
+            "20s",
+            "--keep-old-assets",
+            "0",
+        ])
         .args(["--allow-mass-delete"])
         .arg(last.path())
         .output()
@@ -162,14 +181,21 @@ fn faults_kills_and_races_never_corrupt_and_one_clean_deploy_converges() {
     for (key, bytes) in &want {
         let (got, _) = rt().block_on(moto().get(&bucket, key));
         assert!(got == *bytes, "{key} holds the build's bytes");
-        assert!(records[key].is_live() && records[key].sha256.is_some(), "{key}");
+        assert!(
+            records[key].is_live() && records[key].sha256.is_some(),
+            "{key}"
+        );
     }
     let live: Vec<&String> = records
         .iter()
         .filter(|(_, e)| e.is_live())
         .map(|(k, _)| k)
         .collect();
-    assert_eq!(live, want.keys().collect::<Vec<_>>(), "exactly the build is live");
+    assert_eq!(
+        live,
+        want.keys().collect::<Vec<_>>(),
+        "exactly the build is live"
+    );
     let mark = moto().mark();
     let out = cli()
         .args(["--bucket", &bucket])

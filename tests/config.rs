@@ -322,3 +322,77 @@ fn workspace_package_is_the_one_here_or_the_one_named() {
         "lists the packages"
     );
 }
+
+#[test]
+fn messages_read_well_where_a_new_user_meets_them() {
+    let dir = tempfile::tempdir().expect("tmp");
+    fs::create_dir_all(dir.path().join(".git")).expect(".git");
+    // The help's own example works with nothing configured.
+    let out = cli().current_dir(dir.path()).arg("--print-config").output().expect("run");
+    assert_exit(&out, 0);
+
+    // A usage error answers --json with a document.
+    let out = cli().args(["--json", "--no-such-flag"]).output().expect("run");
+    assert_exit(&out, 2);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON document");
+    assert_eq!(doc["exit_code"], 2);
+    assert!(doc["error"].as_str().is_some_and(|e| e.contains("--no-such-flag")), "{doc}");
+
+    // The bucket's source is named in the hint.
+    let site = copy_fixture("site");
+    let out = cli()
+        .env("CDN_DEPLOY_BUCKET", "no-such-bucket-here")
+        .arg(site.path())
+        .output()
+        .expect("run");
+    assert_exit(&out, 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("(from CDN_DEPLOY_BUCKET)"), "{stderr}");
+
+    // Skipped files are explained in words, and a trailing slash on the bucket is fine.
+    let bucket = new_bucket("messages");
+    fs::write(site.path().join(".DS_Store"), "x").expect("write");
+    let out = cli()
+        .args(["--bucket", &format!("{bucket}/"), "-v", "--dry-run"])
+        .arg(site.path())
+        .output()
+        .expect("run");
+    assert_exit(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("skipped .DS_Store (a dotfile: pass --include GLOB to deploy it)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn under_github_actions_a_step_summary_and_error_annotations() {
+    let bucket = new_bucket("gha");
+    let site = copy_fixture("site");
+    let summary = tempfile::NamedTempFile::new().expect("tmp");
+    let out = cli()
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", summary.path())
+        .args(["--bucket", &bucket])
+        .arg(site.path())
+        .output()
+        .expect("run");
+    assert_exit(&out, 0);
+    let text = fs::read_to_string(summary.path()).expect("read");
+    assert!(text.starts_with("### cdn-deploy: "), "{text}");
+    assert!(text.contains("| uploaded | 18 |"), "{text}");
+    assert!(text.contains("<summary>Uploaded (18)</summary>"), "{text}");
+
+    let out = cli()
+        .env("GITHUB_ACTIONS", "true")
+        .args(["--bucket", "no-such-bucket-here"])
+        .arg(site.path())
+        .output()
+        .expect("run");
+    assert_exit(&out, 2);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l.starts_with("::error title=cdn-deploy::")),
+        "{stdout}"
+    );
+}

@@ -75,13 +75,21 @@ fn assert_edge_serves(edge: &Edge, build: &BTreeMap<String, Vec<u8>>, gone: &[&s
         for path in forms(key) {
             let r = edge.get(&path);
             assert_eq!(r.status, 200, "{path}");
-            assert!(r.body == *bytes, "{path} serves stale bytes ({:?})", r.headers);
+            assert!(
+                r.body == *bytes,
+                "{path} serves stale bytes ({:?})",
+                r.headers
+            );
         }
     }
     for key in gone {
         for path in forms(key) {
             let r = edge.get(&path);
-            assert!((400..500).contains(&r.status), "{path} still served: {}", r.status);
+            assert!(
+                (400..500).contains(&r.status),
+                "{path} still served: {}",
+                r.status
+            );
         }
     }
 }
@@ -122,14 +130,36 @@ fn deploys_and_rollbacks_are_what_visitors_get_through_a_warmed_edge() {
     assert_edge_serves(&edge, &v2_and_retired, &["img/hero.jpg"]);
 
     // Back to v1, through the same warmed edge, without the build folder.
-    let out = run(&["rollback", "--bucket", &bucket, "--distribution", &id, "--yes"]);
+    let out = run(&[
+        "rollback",
+        "--bucket",
+        &bucket,
+        "--distribution",
+        &id,
+        "--yes",
+    ]);
     assert_exit(&out, 0);
     assert_edge_serves(&edge, &b1, &["blog/second-post/index.html"]);
-    let out = run(&["verify", "--bucket", &bucket, "--distribution", &id, "--verify-url", &edge.endpoint()]);
+    let out = run(&[
+        "verify",
+        "--bucket",
+        &bucket,
+        "--distribution",
+        &id,
+        "--verify-url",
+        &edge.endpoint(),
+    ]);
     assert_exit(&out, 0);
 
     // Rolling back the rollback returns to v2.
-    let out = run(&["rollback", "--bucket", &bucket, "--distribution", &id, "--yes"]);
+    let out = run(&[
+        "rollback",
+        "--bucket",
+        &bucket,
+        "--distribution",
+        &id,
+        "--yes",
+    ]);
     assert_exit(&out, 0);
     assert_edge_serves(&edge, &v2_and_retired, &["img/hero.jpg"]);
 
@@ -142,7 +172,11 @@ fn deploys_and_rollbacks_are_what_visitors_get_through_a_warmed_edge() {
         .iter()
         .map(|i| i["kind"].as_str().expect("kind"))
         .collect();
-    assert_eq!(kinds, ["rollback", "rollback", "deploy", "deploy"], "newest first");
+    assert_eq!(
+        kinds,
+        ["rollback", "rollback", "deploy", "deploy"],
+        "newest first"
+    );
     assert_eq!(list[0]["live"], true);
 }
 
@@ -202,7 +236,16 @@ fn verify_names_exactly_the_urls_a_deploy_left_stale() {
     // re-sends and invalidates every changed path) makes the same check pass.
     let out = deploy(&bucket, &id, v2.path(), &["--force"]);
     assert_exit(&out, 0);
-    let out = run(&["verify", "--bucket", &bucket, "--distribution", &id, "--verify-url", &edge.endpoint(), "--all"]);
+    let out = run(&[
+        "verify",
+        "--bucket",
+        &bucket,
+        "--distribution",
+        &id,
+        "--verify-url",
+        &edge.endpoint(),
+        "--all",
+    ]);
     assert_exit(&out, 0);
 }
 
@@ -213,8 +256,11 @@ fn rollback_to_any_kept_deploy_by_id_with_a_dry_run_first() {
     let site = copy_fixture("site");
     let mut ids = Vec::new();
     for version in 1..=3 {
-        fs::write(site.path().join("about/index.html"), format!("<h1>About v{version}</h1>\n"))
-            .expect("edit");
+        fs::write(
+            site.path().join("about/index.html"),
+            format!("<h1>About v{version}</h1>\n"),
+        )
+        .expect("edit");
         let out = deploy(&bucket, &id, site.path(), &["--json"]);
         assert_exit(&out, 0);
         let (root, _) = manifest_at(&bucket, "");
@@ -228,9 +274,22 @@ fn rollback_to_any_kept_deploy_by_id_with_a_dry_run_first() {
     }
 
     let mark = moto().mark();
-    let out = run(&["rollback", "--bucket", &bucket, "--distribution", &id, "--to", &ids[0], "--dry-run"]);
+    let out = run(&[
+        "rollback",
+        "--bucket",
+        &bucket,
+        "--distribution",
+        &id,
+        "--to",
+        &ids[0],
+        "--dry-run",
+    ]);
     assert_exit(&out, 0);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("~ about/index.html"), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("~ about/index.html"),
+        "{}",
+        output_text(&out)
+    );
     assert!(moto()
         .requests_since(mark, &bucket)
         .iter()
@@ -240,14 +299,30 @@ fn rollback_to_any_kept_deploy_by_id_with_a_dry_run_first() {
     assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
 
-    let out = run(&["rollback", "--bucket", &bucket, "--distribution", &id, "--to", &ids[0], "--yes"]);
+    let out = run(&[
+        "rollback",
+        "--bucket",
+        &bucket,
+        "--distribution",
+        &id,
+        "--to",
+        &ids[0],
+        "--yes",
+    ]);
     assert_exit(&out, 0);
     let (bytes, _) = rt().block_on(moto().get(&bucket, "about/index.html"));
     assert_eq!(bytes, b"<h1>About v1</h1>\n");
     let (root, _) = manifest_at(&bucket, "");
     assert_eq!(root.deploy.kind, "rollback");
     assert_eq!(root.deploy.restored.as_deref(), Some(ids[0].as_str()));
-    let out = run(&["rollback", "--bucket", &bucket, "--to", "no-such-id", "--yes"]);
+    let out = run(&[
+        "rollback",
+        "--bucket",
+        &bucket,
+        "--to",
+        "no-such-id",
+        "--yes",
+    ]);
     assert_exit(&out, 2);
 }
 
@@ -270,10 +345,18 @@ fn rollback_on_a_versioned_bucket_copies_from_old_versions() {
             .expect("enable versioning");
     });
     let site = copy_fixture("site");
-    let out = cli().args(["--bucket", &bucket]).arg(site.path()).output().expect("run");
+    let out = cli()
+        .args(["--bucket", &bucket])
+        .arg(site.path())
+        .output()
+        .expect("run");
     assert_exit(&out, 0);
     fs::write(site.path().join("index.html"), "<h1>v2</h1>\n").expect("edit");
-    let out = cli().args(["--bucket", &bucket]).arg(site.path()).output().expect("run");
+    let out = cli()
+        .args(["--bucket", &bucket])
+        .arg(site.path())
+        .output()
+        .expect("run");
     assert_exit(&out, 0);
     // The bucket keeps old versions: no copy of the old page is made.
     let kept: Vec<String> = rt()
@@ -283,9 +366,15 @@ fn rollback_on_a_versioned_bucket_copies_from_old_versions() {
         .collect();
     assert!(kept.is_empty(), "{kept:?}");
     let (_, records) = manifest_at(&bucket, "");
-    assert!(records["index.html"].version.is_some(), "the VersionId is recorded");
+    assert!(
+        records["index.html"].version.is_some(),
+        "the VersionId is recorded"
+    );
     let out = run(&["rollback", "--bucket", &bucket, "--yes"]);
     assert_exit(&out, 0);
     let (bytes, _) = rt().block_on(moto().get(&bucket, "index.html"));
-    assert_eq!(bytes, fs::read(copy_fixture("site").path().join("index.html")).expect("read"));
+    assert_eq!(
+        bytes,
+        fs::read(copy_fixture("site").path().join("index.html")).expect("read")
+    );
 }

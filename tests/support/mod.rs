@@ -211,7 +211,11 @@ pub fn distribution(aliases: &[&str], origins: &[(&str, &str)]) -> String {
                 .id(format!("o{i}"))
                 .domain_name(format!("{bucket}.s3.us-east-1.amazonaws.com"))
                 .origin_path(*path)
-                .s3_origin_config(aws_sdk_cloudfront::types::S3OriginConfig::builder().origin_access_identity("").build())
+                .s3_origin_config(
+                    aws_sdk_cloudfront::types::S3OriginConfig::builder()
+                        .origin_access_identity("")
+                        .build(),
+                )
                 .build()
                 .expect("origin")
         })
@@ -235,7 +239,9 @@ pub fn distribution(aliases: &[&str], origins: &[(&str, &str)]) -> String {
         .default_cache_behavior(
             aws_sdk_cloudfront::types::DefaultCacheBehavior::builder()
                 .target_origin_id("o0")
-                .viewer_protocol_policy(aws_sdk_cloudfront::types::ViewerProtocolPolicy::RedirectToHttps)
+                .viewer_protocol_policy(
+                    aws_sdk_cloudfront::types::ViewerProtocolPolicy::RedirectToHttps,
+                )
                 .cache_policy_id("658327ea-f89d-4fab-a63d-7e88639e58f6")
                 .build()
                 .expect("behavior"),
@@ -586,7 +592,8 @@ impl FaultProxy {
     /// `--fail-rate=0.2`, `--seed=7`, `--delay-ms=15`, `--throttle-put-bps=…`, `--log=…`); the
     /// `=` form keeps a value starting with `-` from reading as an option.
     pub fn with_args(args: &[String]) -> FaultProxy {
-        let (child, port) = start_helper("fault_proxy.py", &["--upstream", &moto().endpoint()], args);
+        let (child, port) =
+            start_helper("fault_proxy.py", &["--upstream", &moto().endpoint()], args);
         FaultProxy { port, child }
     }
 
@@ -657,7 +664,9 @@ pub fn http_get(port: u16, path: &str) -> HttpResponse {
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n"
     );
-    stream.write_all(request.as_bytes()).expect("send the request");
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read the response");
     let split = raw
@@ -689,7 +698,11 @@ fn start_helper(script: &str, fixed: &[&str], args: &[String]) -> (Child, u16) {
     let path = manifest_dir().join("tests/support").join(script);
     let n = STARTED.fetch_add(1, Ordering::Relaxed);
     let stem = script.trim_end_matches(".py");
-    let log = log_dir().join(format!("{stem}-{}-{}-{n}.log", exe_stem(), std::process::id()));
+    let log = log_dir().join(format!(
+        "{stem}-{}-{}-{n}.log",
+        exe_stem(),
+        std::process::id()
+    ));
     let err = File::create(&log).unwrap_or_else(|e| panic!("create log {}: {e}", log.display()));
     let mut child = Command::new(python())
         .arg(&path)
