@@ -328,15 +328,27 @@ fn messages_read_well_where_a_new_user_meets_them() {
     let dir = tempfile::tempdir().expect("tmp");
     fs::create_dir_all(dir.path().join(".git")).expect(".git");
     // The help's own example works with nothing configured.
-    let out = cli().current_dir(dir.path()).arg("--print-config").output().expect("run");
+    let out = cli()
+        .current_dir(dir.path())
+        .arg("--print-config")
+        .output()
+        .expect("run");
     assert_exit(&out, 0);
 
     // A usage error answers --json with a document.
-    let out = cli().args(["--json", "--no-such-flag"]).output().expect("run");
+    let out = cli()
+        .args(["--json", "--no-such-flag"])
+        .output()
+        .expect("run");
     assert_exit(&out, 2);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON document");
     assert_eq!(doc["exit_code"], 2);
-    assert!(doc["error"].as_str().is_some_and(|e| e.contains("--no-such-flag")), "{doc}");
+    assert!(
+        doc["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--no-such-flag")),
+        "{doc}"
+    );
 
     // The bucket's source is named in the hint.
     let site = copy_fixture("site");
@@ -392,7 +404,9 @@ fn under_github_actions_a_step_summary_and_error_annotations() {
     assert_exit(&out, 2);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.lines().any(|l| l.starts_with("::error title=cdn-deploy::")),
+        stdout
+            .lines()
+            .any(|l| l.starts_with("::error title=cdn-deploy::")),
         "{stdout}"
     );
 }
