@@ -12,7 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use support::{assert_exit, cli, copy_fixture, manifest_at, moto, new_bucket, rt, FaultProxy};
+use support::{
+    assert_exit, build_files, cli, copy_fixture, manifest_at, moto, new_bucket, rt, FaultProxy,
+};
 
 /// A small deterministic generator, so a failure can be replayed.
 struct Lcg(u64);
@@ -77,23 +79,6 @@ fn assert_truthful(bucket: &str, step: &str) {
             "{step}: the manifest claims a hash the bucket lacks for {key}"
         );
     }
-}
-
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .map(|e| e.expect("walk"))
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            let rel = e.path().strip_prefix(dir).expect("inside");
-            let key = rel
-                .components()
-                .map(|c| c.as_os_str().to_str().expect("utf-8"))
-                .collect::<Vec<_>>()
-                .join("/");
-            (key, fs::read(e.path()).expect("read"))
-        })
-        .collect()
 }
 
 #[test]
@@ -177,7 +162,7 @@ fn faults_kills_and_races_never_corrupt_and_one_clean_deploy_converges() {
     assert_truthful(&bucket, "clean deploy");
     let (root, records) = manifest_at(&bucket, "");
     assert!(root.lock.is_none() && root.in_progress.is_none());
-    let want = files(last.path());
+    let want = build_files(last.path());
     for (key, bytes) in &want {
         let (got, _) = rt().block_on(moto().get(&bucket, key));
         assert!(got == *bytes, "{key} holds the build's bytes");

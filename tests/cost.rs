@@ -5,21 +5,9 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
-use std::process::Output;
 
 use sha2::{Digest, Sha256};
-use support::{assert_exit, cli, manifest_at, moto, new_bucket, output_text, rt, Request};
-
-fn deploy(bucket: &str, dir: &Path, extra: &[&str]) -> Output {
-    cli()
-        .arg("--bucket")
-        .arg(bucket)
-        .args(extra)
-        .arg(dir)
-        .output()
-        .expect("run cargo-cdn-deploy")
-}
+use support::{assert_exit, deploy, manifest_at, moto, new_bucket, output_text, rt, Request};
 
 /// A site of `n` small pages in 20 folders.
 fn big_site(n: usize) -> tempfile::TempDir {

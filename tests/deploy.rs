@@ -5,7 +5,6 @@ mod support;
 
 use std::fs;
 use std::path::Path;
-use std::process::Output;
 
 use std::collections::BTreeMap;
 
@@ -13,22 +12,12 @@ use cdn_deploy::state::entry::Entry;
 use cdn_deploy::state::format::RootDoc;
 use sha2::{Digest, Sha256};
 use support::{
-    assert_exit, cli, copy_fixture, hash_of, manifest_at, moto, new_bucket, output_text, rt,
-    FaultProxy, Request,
+    assert_exit, cli, copy_fixture, deploy, hash_of, manifest_at, moto, new_bucket, output_text,
+    rt, FaultProxy, Request,
 };
 use walkdir::WalkDir;
 
 const MANIFEST: &str = ".cdn-deploy/manifest.json";
-
-fn deploy(bucket: &str, dir: &Path, extra: &[&str]) -> Output {
-    cli()
-        .arg("--bucket")
-        .arg(bucket)
-        .args(extra)
-        .arg(dir)
-        .output()
-        .expect("run cargo-cdn-deploy")
-}
 
 fn keys(bucket: &str) -> Vec<String> {
     rt().block_on(moto().list_keys(bucket))

@@ -12,10 +12,9 @@ use std::process::Output;
 
 use cdn_deploy::decide::invalidation::{url_paths, Distribution};
 use support::{
-    assert_exit, cli, copy_fixture, distribution, manifest_at, moto, new_bucket, output_text, rt,
-    Edge,
+    assert_exit, build_files, cli, copy_fixture, distribution, manifest_at, moto, new_bucket,
+    output_text, rt, Edge,
 };
-use walkdir::WalkDir;
 
 fn run(args: &[&str]) -> Output {
     cli().args(args).output().expect("run cargo-cdn-deploy")
@@ -28,24 +27,6 @@ fn deploy(bucket: &str, id: &str, dir: &Path, extra: &[&str]) -> Output {
         .arg(dir)
         .output()
         .expect("run cargo-cdn-deploy")
-}
-
-/// Every file of a build folder by key.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    WalkDir::new(dir)
-        .into_iter()
-        .map(|e| e.expect("walk"))
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            let rel = e.path().strip_prefix(dir).expect("inside");
-            let key = rel
-                .components()
-                .map(|c| c.as_os_str().to_str().expect("utf-8"))
-                .collect::<Vec<_>>()
-                .join("/");
-            (key, fs::read(e.path()).expect("read"))
-        })
-        .collect()
 }
 
 /// Every URL form of a key (a page under its folder forms too), percent-encoded.
@@ -101,7 +82,7 @@ fn deploys_and_rollbacks_are_what_visitors_get_through_a_warmed_edge() {
     let edge = Edge::start(&id);
     let v1 = copy_fixture("site");
     let v2 = copy_fixture("site-v2");
-    let (b1, b2) = (files(v1.path()), files(v2.path()));
+    let (b1, b2) = (build_files(v1.path()), build_files(v2.path()));
 
     assert_exit(&deploy(&bucket, &id, v1.path(), &[]), 0);
     // Warm the edge with every URL form of the site, and of v2's new page, whose 404 is now
@@ -187,7 +168,7 @@ fn verify_names_exactly_the_urls_a_deploy_left_stale() {
     let edge = Edge::start(&id);
     let v1 = copy_fixture("site");
     let v2 = copy_fixture("site-v2");
-    let (b1, b2) = (files(v1.path()), files(v2.path()));
+    let (b1, b2) = (build_files(v1.path()), build_files(v2.path()));
     assert_exit(&deploy(&bucket, &id, v1.path(), &[]), 0);
     served(&edge, b1.keys().cloned());
 

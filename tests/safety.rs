@@ -7,24 +7,13 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 use std::process::Output;
 
 use sha2::{Digest, Sha256};
 use support::{
-    assert_exit, cli, copy_fixture, distribution, invalidations, manifest_at, moto, new_bucket,
+    assert_exit, copy_fixture, deploy, distribution, invalidations, manifest_at, moto, new_bucket,
     output_text, rt,
 };
-
-fn deploy(bucket: &str, dir: &Path, extra: &[&str]) -> Output {
-    cli()
-        .arg("--bucket")
-        .arg(bucket)
-        .args(extra)
-        .arg(dir)
-        .output()
-        .expect("run cargo-cdn-deploy")
-}
 
 /// Every object of the bucket with the sha256 of its bytes.
 fn snapshot(bucket: &str) -> BTreeMap<String, String> {

@@ -82,6 +82,15 @@ impl S3Bucket {
         classify(err, &self.endpoint)
     }
 
+    /// A request slot, unless the run is stopping: no new request starts after Ctrl-C.
+    async fn slot(&self, cancel: &Cancel) -> Result<tokio::sync::SemaphorePermit<'_>, BucketError> {
+        let permit = self.permits.acquire().await.map_err(closed)?;
+        if cancel.is_cancelled() {
+            return Err(BucketError::Stopped);
+        }
+        Ok(permit)
+    }
+
     /// `bucket/key` percent-encoded, with `?versionId=`, as CopyObject wants its source.
     fn copy_source(&self, key: &str, version: Option<&str>) -> String {
         let mut out = format!("{}/{}", self.bucket, utf8_percent_encode(key, COPY_SOURCE));
@@ -184,10 +193,7 @@ impl S3Bucket {
         sha256: &[u8; 32],
         cancel: &Cancel,
     ) -> Result<Option<String>, BucketError> {
-        let _permit = self.permits.acquire().await.map_err(closed)?;
-        if cancel.is_cancelled() {
-            return Err(BucketError::Stopped);
-        }
+        let _permit = self.slot(cancel).await?;
         let req = self
             .client
             .put_object()
@@ -256,10 +262,7 @@ impl S3Bucket {
             .map(|(i, sha)| {
                 let upload_id = upload_id.as_str();
                 async move {
-                    let _permit = self.permits.acquire().await.map_err(closed)?;
-                    if cancel.is_cancelled() {
-                        return Err(BucketError::Stopped);
-                    }
+                    let _permit = self.slot(cancel).await?;
                     let offset = i as u64 * PART_SIZE;
                     let len = PART_SIZE.min(upload.size - offset);
                     let body = ByteStream::read_from()
@@ -346,10 +349,7 @@ impl S3Bucket {
         version: Option<&str>,
         cancel: &Cancel,
     ) -> Result<Option<String>, BucketError> {
-        let _permit = self.permits.acquire().await.map_err(closed)?;
-        if cancel.is_cancelled() {
-            return Err(BucketError::Stopped);
-        }
+        let _permit = self.slot(cancel).await?;
         let req = self
             .client
             .copy_object()

@@ -8,15 +8,16 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::cancel::Cancel;
 use crate::cloud::aws;
 use crate::cloud::bucket::Bucket;
 use crate::cloud::cdn::Cdn;
 use crate::cloud::cloudfront::CloudFront;
 use crate::cloud::s3::S3Bucket;
 use crate::commands::execute::{self, Executed, Invalidated, Job, Ran, Stores};
+use crate::commands::lease::held_by_other;
 use crate::commands::lease::Lease;
-use crate::commands::{remote, signals, verify};
+use crate::commands::signals::Signals;
+use crate::commands::{remote, verify};
 use crate::decide::distribution::{self, Serving};
 use crate::decide::plan::{self, Known, Local, Moment, Outcomes, Plan};
 use crate::error::{code, Error};
@@ -223,13 +224,7 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
         settings.lock_ttl,
         &job.deploy.id,
     );
-    let cancel = Arc::new(Cancel::default());
-    let quit = Arc::new(tokio::sync::Notify::new());
-    let signals = tokio::spawn(signals::watch(
-        Arc::clone(&cancel),
-        Arc::clone(&quit),
-        Arc::clone(&reporter),
-    ));
+    let signals = Signals::watch(&reporter);
     let lock_deadline = Instant::now() + settings.lock_wait;
 
     let mut attempt = 0;
@@ -250,7 +245,7 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
             ));
         }
         if settings.dry_run || nothing_to_do {
-            signals.abort();
+            signals.stop();
             let unchanged = unchanged_keys(&local, &plan, &view);
             let invalidations = if settings.dry_run {
                 preview(&session.cdn, &job, &plan, &unchanged).await
@@ -298,16 +293,9 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
             &unchanged,
             &lease,
             reporter.as_ref(),
-            &cancel,
+            &signals.cancel,
         );
-        let ran = tokio::select! {
-            ran = run => ran,
-            () = quit.notified() => {
-                // A second Ctrl-C: release the lock (best effort, briefly) and quit.
-                lease.release(Duration::from_secs(2)).await;
-                return Err(Error::Interrupted(cancel.exit_code().unwrap_or(code::SIGINT)));
-            }
-        }?;
+        let ran = signals.unless_quit(run, &lease).await?;
         match ran {
             Ran::Done(done) => break *done,
             Ran::Contended(now) if attempt < ATTEMPTS => {
@@ -333,7 +321,7 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
             }
         }
     };
-    signals.abort();
+    signals.stop();
     reporter.finish();
     finish(settings, &session, &local, outcome, started, &reporter).await
 }
@@ -490,13 +478,6 @@ fn make_plan(
         pending: view.root.pending_invalidation.iter().cloned().collect(),
     };
     Ok(plan::plan(local, &known, &settings.plan, moment, excluded)?)
-}
-
-/// Whether another live deploy holds the lock (its expiry not passed).
-fn held_by_other(view: &View) -> bool {
-    view.root.lock.as_ref().is_some_and(|l| {
-        crate::clock::parse(&l.expires).is_none_or(|t| t > time::OffsetDateTime::now_utc())
-    })
 }
 
 /// Fails (or waits, with `--lock-wait`) while another deploy holds the lock; re-reads the root

@@ -100,15 +100,7 @@ impl<'a, B: Bucket> Lease<'a, B> {
             Some(e) => Precondition::IfMatch(e.to_string()),
             None => Precondition::IfAbsent,
         };
-        let result = self
-            .bucket
-            .put_bytes(
-                &self.key,
-                root.encode(),
-                &root_headers(),
-                Some(precondition),
-            )
-            .await;
+        let result = self.put_root(&root, precondition).await;
         match result {
             Ok(etag) => {
                 *self.held.lock().await = Some((root, etag));
@@ -183,13 +175,7 @@ impl<'a, B: Bucket> Lease<'a, B> {
             lock.expires = rfc3339(OffsetDateTime::now_utc() + self.ttl);
         }
         let sent = self
-            .bucket
-            .put_bytes(
-                &self.key,
-                next.encode(),
-                &root_headers(),
-                Some(Precondition::IfMatch(etag.clone())),
-            )
+            .put_root(&next, Precondition::IfMatch(etag.clone()))
             .await;
         match sent {
             Ok(new_etag) => {
@@ -213,6 +199,22 @@ impl<'a, B: Bucket> Lease<'a, B> {
         }
     }
 
+    /// Writes `root` over the manifest key under `precondition`; the new ETag.
+    async fn put_root(
+        &self,
+        root: &RootDoc,
+        precondition: Precondition,
+    ) -> Result<String, BucketError> {
+        self.bucket
+            .put_bytes(
+                &self.key,
+                root.encode(),
+                &root_headers(),
+                Some(precondition),
+            )
+            .await
+    }
+
     /// Writes the final root (no lock: it releases it) over the last one written. After an
     /// ambiguous failure, a root read back that is exactly ours counts as written.
     pub async fn finish(&self, root: RootDoc) -> Result<(), Error> {
@@ -226,13 +228,7 @@ impl<'a, B: Bucket> Lease<'a, B> {
             return Err(self.lost_error());
         }
         let result = self
-            .bucket
-            .put_bytes(
-                &self.key,
-                root.encode(),
-                &root_headers(),
-                Some(Precondition::IfMatch(etag.clone())),
-            )
+            .put_root(&root, Precondition::IfMatch(etag.clone()))
             .await;
         match result {
             Ok(etag) => {
@@ -265,13 +261,7 @@ impl<'a, B: Bucket> Lease<'a, B> {
                 let mut free = root.clone();
                 free.lock = None;
                 let _ = self
-                    .bucket
-                    .put_bytes(
-                        &self.key,
-                        free.encode(),
-                        &root_headers(),
-                        Some(Precondition::IfMatch(etag.clone())),
-                    )
+                    .put_root(&free, Precondition::IfMatch(etag.clone()))
                     .await;
             }
         };
@@ -337,6 +327,13 @@ fn is_ambiguous(e: &BucketError) -> bool {
 }
 
 /// The error for a lock another deploy holds, with its age.
+/// Whether another live run holds the lock recorded in `view` (its expiry not passed).
+pub fn held_by_other(view: &crate::state::view::View) -> bool {
+    view.root.lock.as_ref().is_some_and(|l| {
+        crate::clock::parse(&l.expires).is_none_or(|t| t > OffsetDateTime::now_utc())
+    })
+}
+
 pub fn locked(bucket: &str, key: &str, lock: &LockDoc) -> Error {
     let now = OffsetDateTime::now_utc();
     let age = crate::clock::parse(&lock.started)

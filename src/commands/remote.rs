@@ -4,7 +4,9 @@
 
 use crate::cloud::bucket::{Bucket, BucketError, Fetch};
 use crate::error::Error;
-use crate::state::format::{decode_root, validate_root, ManifestError};
+use crate::state::format::{
+    decode_reverse, decode_root, validate_entries, validate_root, ManifestError, ReverseDoc,
+};
 use crate::state::layout::Layout;
 use crate::state::view::{chunk_table_of, read_whole, View};
 
@@ -23,6 +25,33 @@ fn read_error<B: Bucket>(bucket: &B, key: &str, source: BucketError) -> Error {
         key: key.to_string(),
         source,
     }
+}
+
+/// One deploy's stored reverse delta (the records it replaced), validated like the manifest.
+pub async fn read_reverse<B: Bucket>(
+    bucket: &B,
+    layout: &Layout,
+    key: &str,
+    at: u64,
+    len: u64,
+) -> Result<ReverseDoc, Error> {
+    let bytes = bucket
+        .get_range(key, at, at + len)
+        .await
+        .map_err(|source| Error::Bucket {
+            what: "cannot read the history",
+            bucket: bucket.name().to_string(),
+            key: key.to_string(),
+            source,
+        })?;
+    let corrupt = |source| Error::Manifest {
+        bucket: bucket.name().to_string(),
+        key: key.to_string(),
+        source,
+    };
+    let doc = decode_reverse(&bytes).map_err(corrupt)?;
+    validate_entries(layout, doc.entries.iter().map(|(k, e)| (k, e.as_ref()))).map_err(corrupt)?;
+    Ok(doc)
 }
 
 /// The manifest's root, or an empty view for a first deploy.

@@ -5,15 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::cancel::Cancel;
 use crate::cloud::bucket::Bucket;
 use crate::commands::deploy::{connect, deploy_info, job, wait};
 use crate::commands::execute::{self, Executed, Ran, Stores};
+use crate::commands::lease::held_by_other;
 use crate::commands::lease::Lease;
+use crate::commands::remote;
+use crate::commands::signals::Signals;
 use crate::commands::unlock::confirm;
-use crate::commands::{remote, signals};
 use crate::decide::plan::Moment;
 use crate::decide::rollback;
 use crate::error::{code, Error};
@@ -21,7 +22,7 @@ use crate::output::progress::Reporter;
 use crate::output::report::{self, Context};
 use crate::settings::{Settings, Verbosity};
 use crate::state::entry::Entry;
-use crate::state::format::{decode_reverse, Reverse};
+use crate::state::format::Reverse;
 use crate::state::history::{self, inline_records, part_records};
 use crate::state::view::{Changes, View};
 
@@ -76,29 +77,7 @@ pub async fn rollback(settings: &Settings, to: Option<&str>) -> Result<u8, Error
         reverses.push(match &h.reverse {
             Reverse::Inline(map) => inline_records(map, &view.root.headers),
             Reverse::Stored { key, at, len, .. } => {
-                let bytes = bucket
-                    .get_range(key, *at, at + len)
-                    .await
-                    .map_err(|source| Error::Bucket {
-                        what: "cannot read the history",
-                        bucket: bucket.name().to_string(),
-                        key: key.clone(),
-                        source,
-                    })?;
-                let doc = decode_reverse(&bytes).map_err(|source| Error::Manifest {
-                    bucket: bucket.name().to_string(),
-                    key: key.clone(),
-                    source,
-                })?;
-                crate::state::format::validate_entries(
-                    &layout,
-                    doc.entries.iter().map(|(k, e)| (k, e.as_ref())),
-                )
-                .map_err(|source| Error::Manifest {
-                    bucket: bucket.name().to_string(),
-                    key: key.clone(),
-                    source,
-                })?;
+                let doc = remote::read_reverse(bucket, &layout, key, *at, *len).await?;
                 part_records(&doc)
             }
         });
@@ -177,15 +156,8 @@ pub async fn rollback(settings: &Settings, to: Option<&str>) -> Result<u8, Error
         settings.lock_ttl,
         &job.deploy.id,
     );
-    let cancel = Arc::new(Cancel::default());
-    let quit = Arc::new(tokio::sync::Notify::new());
-    let signals = tokio::spawn(signals::watch(
-        Arc::clone(&cancel),
-        Arc::clone(&quit),
-        Arc::clone(&reporter),
-    ));
+    let signals = Signals::watch(&reporter);
     if let Some(lock) = view.root.lock.as_ref().filter(|_| held_by_other(&view)) {
-        signals.abort();
         return Err(crate::commands::lease::locked(
             bucket.name(),
             &layout.manifest_key,
@@ -204,16 +176,10 @@ pub async fn rollback(settings: &Settings, to: Option<&str>) -> Result<u8, Error
         &unchanged,
         &lease,
         reporter.as_ref(),
-        &cancel,
+        &signals.cancel,
     );
-    let ran = tokio::select! {
-        ran = run => ran,
-        () = quit.notified() => {
-            lease.release(Duration::from_secs(2)).await;
-            return Err(Error::Interrupted(cancel.exit_code().unwrap_or(code::SIGINT)));
-        }
-    }?;
-    signals.abort();
+    let ran = signals.unless_quit(run, &lease).await?;
+    signals.stop();
     reporter.finish();
     let done = match ran {
         Ran::Done(done) => *done,
@@ -246,12 +212,6 @@ pub async fn rollback(settings: &Settings, to: Option<&str>) -> Result<u8, Error
     }
     crate::output::github::summary(&ctx, &done, None);
     Ok(exit)
-}
-
-fn held_by_other(view: &View) -> bool {
-    view.root.lock.as_ref().is_some_and(|l| {
-        crate::clock::parse(&l.expires).is_none_or(|t| t > time::OffsetDateTime::now_utc())
-    })
 }
 
 /// Live site keys the rollback leaves as they are.

@@ -2,22 +2,73 @@
 //! seconds or are abandoned, and what landed is recorded); a later one, more than a moment
 //! after the first, asks the run to release its lock and quit at once.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::cancel::Cancel;
-use crate::error::code;
+use crate::cloud::bucket::Bucket;
+use crate::commands::lease::Lease;
+use crate::error::{code, Error};
 use crate::output::progress::Reporter;
 
 /// A second signal within this long of the first is the same Ctrl-C delivered twice (by the
 /// terminal and again by the npm launcher), not a second request.
 const ECHO: Duration = Duration::from_millis(500);
 
+/// The signal watch of one run; it stops watching when dropped.
+pub struct Signals {
+    pub cancel: Arc<Cancel>,
+    quit: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl Signals {
+    pub fn watch(reporter: &Arc<Reporter>) -> Signals {
+        let cancel = Arc::new(Cancel::default());
+        let quit = Arc::new(Notify::new());
+        let task = tokio::spawn(watch(
+            Arc::clone(&cancel),
+            Arc::clone(&quit),
+            Arc::clone(reporter),
+        ));
+        Signals { cancel, quit, task }
+    }
+
+    /// Runs `work` to its end unless a second signal asks to quit: then the lock is released
+    /// (best effort, briefly) and the run ends with the signal's exit code.
+    pub async fn unless_quit<T, B: Bucket>(
+        &self,
+        work: impl Future<Output = Result<T, Error>>,
+        lease: &Lease<'_, B>,
+    ) -> Result<T, Error> {
+        tokio::select! {
+            done = work => done,
+            () = self.quit.notified() => {
+                lease.release(Duration::from_secs(2)).await;
+                Err(Error::Interrupted(self.cancel.exit_code().unwrap_or(code::SIGINT)))
+            }
+        }
+    }
+
+    /// Stops watching: a Ctrl-C from here on ends the process the ordinary way.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Watches for signals until aborted. `quit` is notified on the second one; if the run does not
 /// exit within a few seconds of it, this exits the process.
-pub async fn watch(cancel: Arc<Cancel>, quit: Arc<Notify>, reporter: Arc<Reporter>) {
+async fn watch(cancel: Arc<Cancel>, quit: Arc<Notify>, reporter: Arc<Reporter>) {
     let first = next_signal().await;
     let at = Instant::now();
     cancel.cancel(first);

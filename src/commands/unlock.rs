@@ -35,11 +35,7 @@ pub async fn unlock(settings: &Settings) -> Result<u8, Error> {
         if expired { "expired at" } else { "expires at" },
         lock.expires
     );
-    if !confirm(
-        settings,
-        "Remove the lock? Only do this if that deploy is no longer running.",
-    )? {
-        println!("Left as it is.");
+    if !agreed(settings)? {
         return Ok(code::OK);
     }
     let mut root = view.root.clone();
@@ -73,6 +69,18 @@ pub async fn unlock(settings: &Settings) -> Result<u8, Error> {
     }
 }
 
+/// Asks before removing a lock, and says so when the answer is no.
+fn agreed(settings: &Settings) -> Result<bool, Error> {
+    let yes = confirm(
+        settings,
+        "Remove the lock? Only do this if that deploy is no longer running.",
+    )?;
+    if !yes {
+        println!("Left as it is.");
+    }
+    Ok(yes)
+}
+
 /// The separate lock object of a version-1 manifest.
 async fn unlock_legacy<B: Bucket>(settings: &Settings, bucket: &B, key: &str) -> Result<u8, Error> {
     match bucket.get(key, None).await {
@@ -82,11 +90,7 @@ async fn unlock_legacy<B: Bucket>(settings: &Settings, bucket: &B, key: &str) ->
                 bucket.name(),
                 String::from_utf8_lossy(&body).trim()
             );
-            if !confirm(
-                settings,
-                "Remove the lock? Only do this if that deploy is no longer running.",
-            )? {
-                println!("Left as it is.");
+            if !agreed(settings)? {
                 return Ok(code::OK);
             }
             let results = bucket.delete(&[key.to_string()]).await;

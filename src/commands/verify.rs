@@ -15,7 +15,6 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::cloud::bucket::Bucket;
 use crate::commands::deploy::Session;
 use crate::commands::execute::Executed;
 use crate::decide::distribution::Serving;
@@ -354,21 +353,8 @@ pub async fn command(settings: &Settings, all: bool) -> Result<u8, Error> {
         (Some(h), false) => Some(match &h.reverse {
             crate::state::format::Reverse::Inline(m) => m.keys().cloned().collect(),
             crate::state::format::Reverse::Stored { key, at, len, .. } => {
-                let bytes = bucket
-                    .get_range(key, *at, at + len)
-                    .await
-                    .map_err(|source| Error::Bucket {
-                        what: "cannot read the history",
-                        bucket: bucket.name().to_string(),
-                        key: key.clone(),
-                        source,
-                    })?;
-                crate::state::format::decode_reverse(&bytes)
-                    .map_err(|source| Error::Manifest {
-                        bucket: bucket.name().to_string(),
-                        key: key.clone(),
-                        source,
-                    })?
+                crate::commands::remote::read_reverse(bucket, &view.layout, key, *at, *len)
+                    .await?
                     .entries
                     .into_keys()
                     .collect()

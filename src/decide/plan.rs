@@ -542,41 +542,30 @@ pub struct Outcomes {
 impl Outcomes {
     /// Nothing attempted yet.
     pub fn skipped(plan: &Plan) -> Outcomes {
-        Outcomes {
-            writes: vec![Outcome::Skipped; plan.writes.len()],
-            versions: vec![None; plan.writes.len()],
-            keeps: plan
-                .writes
-                .iter()
-                .map(|w| w.keep.as_ref().map(|_| Outcome::Skipped))
-                .collect(),
-            deletes: vec![Outcome::Skipped; plan.deletes.len()],
-            delete_keeps: plan
-                .deletes
-                .iter()
-                .map(|d| d.keep.as_ref().map(|_| Outcome::Skipped))
-                .collect(),
-            bookkeeping: false,
-        }
+        Outcomes::all(plan, Outcome::Skipped, false)
     }
 
     /// Everything landed (what a large deploy's planned state assumes).
     pub fn all_done(plan: &Plan) -> Outcomes {
+        Outcomes::all(plan, Outcome::Done, true)
+    }
+
+    fn all(plan: &Plan, outcome: Outcome, bookkeeping: bool) -> Outcomes {
         Outcomes {
-            writes: vec![Outcome::Done; plan.writes.len()],
+            writes: vec![outcome; plan.writes.len()],
             versions: vec![None; plan.writes.len()],
             keeps: plan
                 .writes
                 .iter()
-                .map(|w| w.keep.as_ref().map(|_| Outcome::Done))
+                .map(|w| w.keep.as_ref().map(|_| outcome))
                 .collect(),
-            deletes: vec![Outcome::Done; plan.deletes.len()],
+            deletes: vec![outcome; plan.deletes.len()],
             delete_keeps: plan
                 .deletes
                 .iter()
-                .map(|d| d.keep.as_ref().map(|_| Outcome::Done))
+                .map(|d| d.keep.as_ref().map(|_| outcome))
                 .collect(),
-            bookkeeping: true,
+            bookkeeping,
         }
     }
 

@@ -213,25 +213,27 @@ fn looks_like_date(tok: &str) -> bool {
     ymd || dmy
 }
 
+/// The last 8 characters of `stem` when a name and a separator precede them and every one of
+/// them is `allowed`. A bare 8-character stem (`isAutoPx.js`, `settings.json`) is most often an
+/// identifier; the bundlers that emit bare hashes (SvelteKit, Nuxt) do so in their own folders,
+/// judged apart.
+fn token8_after_name(stem: &str, allowed: impl Fn(u8) -> bool) -> Option<&str> {
+    if stem.len() <= 8 {
+        return None;
+    }
+    tail(stem, 8).filter(|tok| tok.bytes().all(allowed))
+}
+
 /// Rollup / Rolldown / Vite (and so SvelteKit, Astro, Nuxt, Angular's lazy chunks): `[hash]` is 8
 /// characters of base64url (`A-Z a-z 0-9 - _`). A quarter of them contain no digit
 /// (`uFvAIVOc`, `DnsOEOkS`, `CSzjuvn-`), so the test is "does not read like words", not "has a
 /// digit".
 fn base64url_token_at_end(stem: &str) -> bool {
-    // A bare 8-character stem (`isAutoPx.js`, `settings.json`) is most often an identifier; the
-    // bundlers that emit bare hashes (SvelteKit, Nuxt) do so in their own folders, judged above.
-    if stem.len() <= 8 {
-        return false;
-    }
-    let Some(tok) = tail(stem, 8) else {
+    let Some(tok) = token8_after_name(stem, |c| {
+        c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
+    }) else {
         return false;
     };
-    if !tok
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-    {
-        return false;
-    }
     // Lowercase-only tails are mostly words and versions (`settings`, `arrow_up`, `v1alpha1`);
     // 1.5% of Rollup hashes look like this and are missed. All-capital tails have their own
     // rule below.
@@ -244,17 +246,12 @@ fn base64url_token_at_end(stem: &str) -> bool {
 /// base32, `A-Z` and `2-7`; a fifth of them have no digit (`TILCOIAR`). An all-capital Rollup
 /// hash (`D8SRUWEK`, 1% of them) has the same shape, so both are judged here.
 fn capitals_token_at_end(stem: &str) -> bool {
-    if stem.len() <= 8 {
-        return false;
-    }
-    let Some(tok) = tail(stem, 8) else {
+    let Some(tok) = token8_after_name(stem, |c| {
+        c.is_ascii_uppercase() || c.is_ascii_digit() || is_sep(c)
+    }) else {
         return false;
     };
-    if !tok
-        .bytes()
-        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || is_sep(c))
-        || !tok.bytes().any(|c| c.is_ascii_uppercase())
-    {
+    if !tok.bytes().any(|c| c.is_ascii_uppercase()) {
         return false;
     }
     if tok.bytes().any(is_sep) {

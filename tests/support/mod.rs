@@ -107,6 +107,35 @@ pub fn unique_bucket(tag: &str) -> String {
     format!("t-{tag}{suffix}")
 }
 
+/// One deploy of `dir` to `bucket` through the CLI, with `extra` arguments.
+pub fn deploy(bucket: &str, dir: &Path, extra: &[&str]) -> Output {
+    cli()
+        .arg("--bucket")
+        .arg(bucket)
+        .args(extra)
+        .arg(dir)
+        .output()
+        .expect("run cargo-cdn-deploy")
+}
+
+/// Every file of a build folder by key.
+pub fn build_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.expect("walk"))
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e.path().strip_prefix(dir).expect("inside");
+            let key = rel
+                .components()
+                .map(|c| c.as_os_str().to_str().expect("utf-8"))
+                .collect::<Vec<_>>()
+                .join("/");
+            (key, fs::read(e.path()).expect("read"))
+        })
+        .collect()
+}
+
 /// The CLI binary with moto's environment and nothing from the developer's or CI's environment
 /// that would change what it does or prints.
 pub fn cli() -> Command {
