@@ -511,6 +511,60 @@ fn partial_failure_records_what_landed_and_a_rerun_finishes() {
     assert!(manifest(&bucket).1.values().all(|e| e.sha256.is_some()));
 }
 
+/// A deploy too large for the root's delta records its planned state as a base before it
+/// writes; when a write then fails, the record it leaves is that base corrected, read back
+/// from the bucket, and it still never claims a hash the bucket lacks.
+#[test]
+fn a_large_deploy_with_a_failed_write_records_what_landed() {
+    let bucket = new_bucket("partial-large");
+    let site = tempfile::tempdir().expect("tmp");
+    for i in 0..300 {
+        let dir = site.path().join(format!("docs/{:02}", i % 30));
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(dir.join(format!("page-{i}.txt")), format!("text {i}\n")).expect("write");
+    }
+    fs::write(site.path().join("index.html"), "<h1>Home</h1>\n").expect("write");
+    let proxy = FaultProxy::start(&["page-123.txt"]);
+    let out = cli()
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .args(["--bucket", &bucket])
+        .arg(site.path())
+        .output()
+        .expect("run");
+    assert_exit(&out, 3);
+    drop(proxy);
+
+    let (root, m) = manifest(&bucket);
+    assert!(
+        root.lock.is_none() && root.in_progress.is_none(),
+        "{root:?}"
+    );
+    assert!(root.base.is_some(), "a base, not a delta of 301 records");
+    let failed = "docs/03/page-123.txt";
+    assert_eq!(m[failed].sha256, None, "failed: known, not trusted");
+    assert!(
+        !m.contains_key("index.html"),
+        "never attempted, never recorded"
+    );
+    assert!(m["docs/04/page-124.txt"].sha256.is_some());
+    for (key, entry) in &m {
+        if let Some(hash) = hash_of(entry) {
+            let (bytes, _) = rt().block_on(moto().get(&bucket, key));
+            assert_eq!(sha(&bytes), hash, "a hash the bucket lacks: {key}");
+        }
+    }
+
+    let mark = moto().mark();
+    assert_exit(&deploy(&bucket, site.path(), &[]), 0);
+    let writes = site_writes(&moto().requests_since(mark, &bucket));
+    assert_eq!(
+        writes,
+        [format!("PUT {failed}"), "PUT index.html".to_string()],
+        "the rerun sends only what did not land"
+    );
+    assert!(manifest(&bucket).1.values().all(|e| e.sha256.is_some()));
+}
+
 #[test]
 fn corrupt_or_newer_manifest_is_refused_untouched() {
     let bucket = new_bucket("corrupt");

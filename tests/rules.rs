@@ -43,7 +43,7 @@ fn upload_for(dir: &Path, rel: &str, rules: &Rules) -> Write {
     let bytes = fs::read(&path).expect("read the file");
     Write {
         key: rel.to_string(),
-        source: Source::File(path),
+        source: Source::File(path.into()),
         size: bytes.len() as u64,
         sha256: Sha256::digest(&bytes).into(),
         parts: None,

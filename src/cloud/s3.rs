@@ -518,8 +518,9 @@ impl Bucket for S3Bucket {
             }
             Source::File(path) => self.put_file(write, path, progress, cancel).await,
             Source::Restyle => self.copy(write, &write.key, None, cancel).await,
-            Source::Copy { from, version } => {
-                self.copy(write, from, version.as_deref(), cancel).await
+            Source::Copy(c) => {
+                self.copy(write, &c.from, c.version.as_deref(), cancel)
+                    .await
             }
         }
     }

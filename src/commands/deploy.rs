@@ -29,7 +29,7 @@ use crate::output::report::{self, Context};
 use crate::settings::{Settings, Target, Verbosity};
 use crate::state::format::DeployInfo;
 use crate::state::history;
-use crate::state::view::{Housekeeping, View, Wanted};
+use crate::state::view::{Housekeeping, View, Wanted, DELTA_MAX};
 
 /// How many times a deploy plans again when another deploy changed the manifest first.
 const ATTEMPTS: usize = 4;
@@ -209,7 +209,7 @@ pub async fn deploy(settings: &Settings) -> Result<u8, Error> {
         .files
         .into_iter()
         .map(|f| {
-            let headers = interner.get(&rules.headers_for(&f.rel));
+            let headers = interner.get(&rules.headers_for(f.rel()));
             Local { file: f, headers }
         })
         .collect();
@@ -362,7 +362,7 @@ fn check_links(
     // What the bucket serves after this deploy: the build, and every known file it does not
     // delete (retired chunks, files left in place).
     let mut exists: std::collections::HashSet<String> =
-        local.iter().map(|l| l.file.rel.clone()).collect();
+        local.iter().map(|l| l.file.rel().to_string()).collect();
     let deleted: std::collections::HashSet<&str> =
         plan.deletes.iter().map(|d| d.key.as_str()).collect();
     for (key, _) in view.known() {
@@ -449,7 +449,14 @@ async fn prepare<B: Bucket>(
         left_by: left_by(settings),
         everything: settings.plan.force,
     };
-    let needed = view.to_read(&wanted, &housekeeping);
+    let mut needed = view.to_read(&wanted, &housekeeping);
+    // Each chunk read holds at least one change. When these alone would overflow the delta, or
+    // they are most of the base, the new base needs every chunk: read them all now, not in a
+    // second round trip after planning.
+    let chunks = view.root.chunks.len();
+    if view.root.delta.len() + needed.len() > DELTA_MAX || needed.len() * 2 > chunks {
+        needed = view.unread();
+    }
     remote::read_chunks(bucket, view, &needed).await?;
     let mut plan = make_plan(view, local, settings, moment, excluded)?;
     let current = |k: &str| view.current(k).cloned();

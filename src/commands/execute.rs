@@ -12,11 +12,13 @@ use crate::cancel::Cancel;
 use crate::cloud::bucket::{Bucket, BucketError};
 use crate::cloud::cdn::{Cdn, CdnError};
 use crate::commands::lease::{lost_code, Lease, Lost, Taken};
+use crate::commands::remote;
 use crate::decide::distribution::Serving;
 use crate::decide::invalidation::{self, Batch, Change, InFlight, InvalidationError};
 use crate::decide::plan::{self, DeleteKind, Moment, Outcome, Outcomes, Plan, Source, Write};
 use crate::error::Error;
 use crate::local::headers::Headers;
+use crate::state::entry::Entry;
 use crate::state::format::{BaseRef, DeployInfo, HistoryDoc, InProgressDoc, Reverse, RootDoc};
 use crate::state::history::{self, Placed};
 use crate::state::layout::Layout;
@@ -216,17 +218,31 @@ pub async fn execute<B: Bucket, C: Cdn>(
     let bucket = stores.bucket;
     let current = |k: &str| view.current(k).cloned();
     let all_done = plan::settle(&plan, &Outcomes::all_done(&plan), &current, moment);
-    let reverse = plan::reverse(&plan, &job.layout, &current);
     let large = view.needs_rebase(&all_done);
 
     // The intent: what may change is recorded before anything changes. A large deploy writes
-    // the state it will leave as a planned base first, with its reverse delta beside it.
+    // the state it will leave as a planned base first, with its reverse delta beside it; the
+    // records it was made from are not kept through the uploads (they are as many as the files).
     let mut planned = None;
+    let mut reverse = Changes::new();
     let mut intent_root = if large {
-        let part = history::part_bytes(&reverse);
-        let (root_after, base) = view.rebase(&all_done, &[part]);
+        let keys: BTreeSet<&String> = plan::reverse_keys(&plan, &job.layout).collect();
+        let records: Vec<(&str, Option<&Entry>)> =
+            keys.iter().map(|k| (k.as_str(), view.current(k))).collect();
+        let part = history::records_part_bytes(&records);
+        let reverse_keys = records.len() as u64;
+        drop((records, keys));
+        let (root_after, mut base) = view.rebase(&all_done, &[part]);
+        drop(all_done);
+        // Sent, not kept: the rare deploy that must correct its plan reads back what it needs.
+        let size = base.bytes.len() as u64;
         let sent = bucket
-            .put_bytes(&base.key, base.bytes.clone(), &part_headers(), None)
+            .put_bytes(
+                &base.key,
+                std::mem::take(&mut base.bytes),
+                &part_headers(),
+                None,
+            )
             .await
             .map_err(|source| Error::Bucket {
                 what: "cannot write the planned manifest",
@@ -241,13 +257,19 @@ pub async fn execute<B: Bucket, C: Cdn>(
             started: job.deploy.time.clone(),
             planned: Some(BaseRef {
                 key: base.key.clone(),
-                size: base.bytes.len() as u64,
+                size,
                 chunks_end: base.extras.first().map(|(at, _)| *at),
             }),
         });
-        planned = Some((root_after, base));
+        planned = Some(Planned {
+            root: root_after,
+            base,
+            reverse_keys,
+        });
         root
     } else {
+        drop(all_done);
+        reverse = plan::reverse(&plan, &job.layout, &current);
         let changes = plan::intent(&plan, &current, moment);
         let mut root = view.next_root(&changes);
         history::reindex(&mut root, &view.root.headers);
@@ -264,7 +286,7 @@ pub async fn execute<B: Bucket, C: Cdn>(
     match lease.take(intent_root, view.etag.as_deref()).await? {
         Taken::Held => {}
         Taken::Contended(now) => {
-            if let Some((_, base)) = &planned {
+            if let Some(Planned { base, .. }) = &planned {
                 // Nothing refers to it: the contending deploy plans again from scratch.
                 let _ = bucket.delete(std::slice::from_ref(&base.key)).await;
             }
@@ -296,7 +318,7 @@ async fn locked<B: Bucket, C: Cdn>(
     plan: Plan,
     moment: Moment,
     unchanged: &[String],
-    planned: Option<(RootDoc, crate::state::view::NewBase)>,
+    planned: Option<Planned>,
     reverse: Changes,
     lease: &Lease<'_, B>,
     progress: &dyn Progress,
@@ -351,28 +373,9 @@ async fn locked<B: Bucket, C: Cdn>(
 
     // The final root: the records as they now are, this deploy in the history, no lock.
     let current = |k: &str| view.current(k).cloned();
-    let changes = plan::settle(&plan, &done.outcomes, &current, moment);
     let mut root = match &planned {
-        Some((root_after, base)) => {
-            let mut base_view = View::from_root(job.layout.clone(), root_after.clone(), None);
-            base_view
-                .absorb(0, &base.bytes)
-                .map_err(|source| Error::Manifest {
-                    bucket: bucket.name().to_string(),
-                    key: base.key.clone(),
-                    source,
-                })?;
-            let all_done = plan::settle(&plan, &Outcomes::all_done(&plan), &current, moment);
-            let corrections = corrections(&changes, &all_done, &current);
-            if base_view.needs_rebase(&corrections) {
-                let (root, nb) = base_view.rebase(&corrections, &[]);
-                put_part(bucket, &nb.key, nb.bytes).await?;
-                root
-            } else {
-                base_view.next_root(&corrections)
-            }
-        }
-        None => view.next_root(&changes),
+        Some(p) => settle_planned(bucket, job, view, &plan, &done.outcomes, moment, p).await?,
+        None => view.next_root(&plan::settle(&plan, &done.outcomes, &current, moment)),
     };
     history::reindex(&mut root, &view.root.headers);
     let mut unreferenced: Vec<String> = Vec::new();
@@ -393,13 +396,13 @@ async fn locked<B: Bucket, C: Cdn>(
     }
     if job.keep_deploys > 0 && !plan_is_bookkeeping_only(&plan) {
         let placed = match &planned {
-            Some((_, base)) => {
-                let (at, len) = base.extras.first().copied().unwrap_or((0, 0));
+            Some(p) => {
+                let (at, len) = p.base.extras.first().copied().unwrap_or((0, 0));
                 Reverse::Stored {
-                    key: base.key.clone(),
+                    key: p.base.key.clone(),
                     at,
                     len,
-                    keys: reverse.len() as u64,
+                    keys: p.reverse_keys,
                 }
             }
             None => match history::place(&mut root, &reverse) {
@@ -503,6 +506,54 @@ fn plan_is_bookkeeping_only(plan: &Plan) -> bool {
         && plan.revive.is_empty()
 }
 
+/// What a large deploy wrote before its uploads: the state it leaves when every write lands.
+pub struct Planned {
+    root: RootDoc,
+    base: crate::state::view::NewBase,
+    /// How many records its reverse delta (stored in the base) holds.
+    reverse_keys: u64,
+}
+
+/// The root after a large deploy: its planned base, corrected where what happened differs
+/// from the plan. When everything landed as planned nothing is recomputed or read back.
+#[allow(clippy::too_many_arguments)]
+async fn settle_planned<B: Bucket>(
+    bucket: &B,
+    job: &Job,
+    view: &View,
+    plan: &Plan,
+    outcomes: &Outcomes,
+    moment: Moment,
+    planned: &Planned,
+) -> Result<RootDoc, Error> {
+    let as_planned = Outcomes::all_done(plan);
+    let corrections = if *outcomes == as_planned {
+        Changes::new()
+    } else {
+        let current = |k: &str| view.current(k).cloned();
+        let actual = plan::settle(plan, outcomes, &current, moment);
+        let all_done = plan::settle(plan, &as_planned, &current, moment);
+        corrections(&actual, &all_done, &current)
+    };
+    let mut base_view = View::from_root(job.layout.clone(), planned.root.clone(), None);
+    if base_view.needs_rebase(&corrections) {
+        let all = base_view.unread();
+        remote::read_chunks(bucket, &mut base_view, &all).await?;
+        let (root, nb) = base_view.rebase(&corrections, &[]);
+        put_part(bucket, &nb.key, nb.bytes).await?;
+        return Ok(root);
+    }
+    // Only the chunks that hold a corrected record are read.
+    let chunks: Vec<usize> = corrections
+        .keys()
+        .filter_map(|k| base_view.chunk_of(k))
+        .collect::<BTreeSet<usize>>()
+        .into_iter()
+        .collect();
+    remote::read_chunks(bucket, &mut base_view, &chunks).await?;
+    Ok(base_view.next_root(&corrections))
+}
+
 /// The records where what happened differs from what a large deploy planned.
 fn corrections(
     actual: &Changes,
@@ -546,8 +597,9 @@ async fn put_part<B: Bucket>(bucket: &B, key: &str, bytes: Vec<u8>) -> Result<()
 }
 
 /// Writes in two waves, everything else then HTML: pages go up only once every asset they may
-/// reference is in place. A write whose old bytes must be kept first is not attempted when the
-/// copy fails.
+/// reference is in place. Every kept copy (of a page to overwrite, of a file to delete) is made
+/// in the first wave, beside the assets, so that it costs no round trip of its own. A write or
+/// delete whose old bytes must be kept first is not attempted when the copy fails.
 async fn run_writes<B: Bucket>(
     bucket: &B,
     job: &Job,
@@ -566,118 +618,188 @@ async fn run_writes<B: Bucket>(
         .iter()
         .position(|w| w.html)
         .unwrap_or(plan.writes.len());
-    write_range(
-        bucket,
-        job,
-        plan,
-        0..first_html,
-        done,
-        lease,
-        progress,
-        cancel,
-    )
-    .await;
+    let first: Vec<Step> = (0..plan.writes.len())
+        .map(|i| Step::Write {
+            i,
+            keep: true,
+            write: i < first_html,
+        })
+        .filter(
+            |s| !matches!(s, Step::Write { i, write: false, .. } if plan.writes[*i].keep.is_none()),
+        )
+        .chain(
+            (0..plan.deletes.len())
+                .filter(|j| plan.deletes[*j].keep.is_some())
+                .map(Step::DeleteKeep),
+        )
+        .collect();
+    run_steps(bucket, job, plan, first, done, lease, progress, cancel).await;
     if done.outcomes.writes[..first_html]
         .iter()
         .all(|o| *o == Outcome::Done)
     {
-        let html = first_html..plan.writes.len();
-        write_range(bucket, job, plan, html, done, lease, progress, cancel).await;
+        let pages: Vec<Step> = (first_html..plan.writes.len())
+            .filter(|i| done.outcomes.keeps[*i].is_none_or(|k| k == Outcome::Done))
+            .map(|i| Step::Write {
+                i,
+                keep: false,
+                write: true,
+            })
+            .collect();
+        run_steps(bucket, job, plan, pages, done, lease, progress, cancel).await;
     }
 }
 
+/// One unit of a write wave.
+enum Step {
+    /// The write `i`: its kept copy first (when `keep` and it has one), then the write itself
+    /// (when `write`).
+    Write { i: usize, keep: bool, write: bool },
+    /// The kept copy of the delete `j`'s old bytes.
+    DeleteKeep(usize),
+}
+
+/// What became of one step: `None` where it did not touch the outcome.
+struct Stepped {
+    step: Step,
+    keep: Option<Outcome>,
+    write: Option<Outcome>,
+    version: Option<String>,
+    error: Option<String>,
+}
+
 #[allow(clippy::too_many_arguments)]
-async fn write_range<B: Bucket>(
+async fn run_steps<B: Bucket>(
     bucket: &B,
     job: &Job,
     plan: &Plan,
-    range: std::ops::Range<usize>,
+    steps: Vec<Step>,
     done: &mut Executed,
     lease: &Lease<'_, B>,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) {
     let sent = |bytes| progress.event(Event::Sent { bytes });
-    type One = (
-        usize,
-        Option<Outcome>,
-        Outcome,
-        Option<String>,
-        Option<String>,
-    );
-    let results: Vec<One> = stream::iter(range)
-        .map(|i| {
-            let w = &plan.writes[i];
-            let sent = &sent;
+    let keep_failed = |key: &str, error: &BucketError, what: &str| {
+        progress.event(Event::WriteFailed { key, error });
+        format!(
+            "keeping a copy of the old bytes for rollbacks failed, so it was not {what}: {error}; {}",
+            error.hint(bucket.name(), crate::cli::program_name())
+        )
+    };
+    let results: Vec<Stepped> = stream::iter(steps)
+        .map(|step| {
+            let (sent, keep_failed) = (&sent, &keep_failed);
             async move {
-                let keep_outcome = w.keep.as_ref().map(|_| Outcome::Skipped);
-                if cancel.is_cancelled() || lease.lost().is_some() {
-                    return (i, keep_outcome, Outcome::Skipped, None, None);
-                }
-                let mut keep_outcome = keep_outcome;
-                if let Some(k) = &w.keep {
-                    match bucket.keep(&w.key, k).await {
-                        Ok(()) => {
-                            keep_outcome = Some(Outcome::Done);
-                            progress.event(Event::Kept { key: &w.key });
-                        }
-                        Err(error) => {
-                            progress.event(Event::WriteFailed {
-                                key: &w.key,
-                                error: &error,
-                            });
-                            let msg = format!(
-                                "keeping a copy of the old bytes for rollbacks failed, so it was not overwritten: {error}; {}",
-                                error.hint(bucket.name(), crate::cli::program_name())
-                            );
-                            return (i, Some(Outcome::Failed), Outcome::Skipped, None, Some(msg));
-                        }
+                let mut out = Stepped {
+                    step,
+                    keep: None,
+                    write: None,
+                    version: None,
+                    error: None,
+                };
+                let stopping = cancel.is_cancelled() || lease.lost().is_some();
+                let (key, keep, write) = match out.step {
+                    Step::Write { i, keep, write } => {
+                        let w = &plan.writes[i];
+                        (
+                            &w.key,
+                            w.keep.as_deref().filter(|_| keep),
+                            write.then_some(w),
+                        )
                     }
+                    Step::DeleteKeep(j) => {
+                        let d = &plan.deletes[j];
+                        (&d.key, d.keep.as_deref(), None)
+                    }
+                };
+                if let Some(k) = keep {
+                    if stopping {
+                        out.keep = Some(Outcome::Skipped);
+                        out.write = write.map(|_| Outcome::Skipped);
+                        return out;
+                    }
+                    if let Err(error) = bucket.keep(key, k).await {
+                        let what = match out.step {
+                            Step::DeleteKeep(_) => "deleted",
+                            Step::Write { .. } => "overwritten",
+                        };
+                        out.keep = Some(Outcome::Failed);
+                        out.write = write.map(|_| Outcome::Skipped);
+                        out.error = Some(keep_failed(key, &error, what));
+                        return out;
+                    }
+                    out.keep = Some(Outcome::Done);
+                    progress.event(Event::Kept { key });
                 }
-                let result = bucket.write(w, sent, cancel).await;
-                match result {
+                let Some(w) = write else {
+                    return out;
+                };
+                if cancel.is_cancelled() || lease.lost().is_some() {
+                    out.write = Some(Outcome::Skipped);
+                    return out;
+                }
+                match bucket.write(w, sent, cancel).await {
                     Ok(version) => {
                         progress.event(Event::Wrote {
                             key: &w.key,
                             size: w.size,
                             copied: !matches!(w.source, Source::File(_)),
                         });
-                        (i, keep_outcome, Outcome::Done, version, None)
+                        out.write = Some(Outcome::Done);
+                        out.version = version;
                     }
-                    Err(BucketError::Stopped) => (i, keep_outcome, Outcome::Skipped, None, None),
+                    Err(BucketError::Stopped) => out.write = Some(Outcome::Skipped),
                     Err(error) => {
                         progress.event(Event::WriteFailed {
                             key: &w.key,
                             error: &error,
                         });
-                        let msg = format!("{error}; {}", error.hint(bucket.name(), crate::cli::program_name()));
-                        (i, keep_outcome, Outcome::Failed, None, Some(msg))
+                        out.write = Some(Outcome::Failed);
+                        out.error = Some(format!(
+                            "{error}; {}",
+                            error.hint(bucket.name(), crate::cli::program_name())
+                        ));
                     }
                 }
+                out
             }
         })
         .buffer_unordered(job.concurrency.max(1))
         .collect()
         .await;
-    for (i, keep, outcome, version, error) in results {
-        let w = &plan.writes[i];
-        done.outcomes.writes[i] = outcome;
-        done.outcomes.versions[i] = version;
-        done.outcomes.keeps[i] = keep;
-        if outcome == Outcome::Done && matches!(w.source, Source::File(_)) {
-            done.bytes_sent += w.size;
-        }
-        if let Some(error) = error {
+    for r in results {
+        let key = match r.step {
+            Step::Write { i, .. } => {
+                let w = &plan.writes[i];
+                if let Some(o) = r.write {
+                    done.outcomes.writes[i] = o;
+                    done.outcomes.versions[i] = r.version;
+                    if o == Outcome::Done && matches!(w.source, Source::File(_)) {
+                        done.bytes_sent += w.size;
+                    }
+                }
+                if r.keep.is_some() {
+                    done.outcomes.keeps[i] = r.keep;
+                }
+                &w.key
+            }
+            Step::DeleteKeep(j) => {
+                done.outcomes.delete_keeps[j] = r.keep;
+                &plan.deletes[j].key
+            }
+        };
+        if let Some(error) = r.error {
             done.failures.push(Failure {
-                key: w.key.clone(),
+                key: key.clone(),
                 error,
             });
         }
     }
 }
 
-/// Kept copies first, then one batch of deletes (site files whose copy landed, and state
-/// objects nothing refers to any more). Returns the state objects deleted.
+/// One batch of deletes: site files whose kept copy (made in the first write wave) landed, and
+/// state objects nothing refers to any more. Returns the state objects deleted.
 async fn run_deletes<B: Bucket>(
     bucket: &B,
     plan: &Plan,
@@ -688,20 +810,8 @@ async fn run_deletes<B: Bucket>(
     let mut keys = Vec::new();
     let mut index = Vec::new();
     for (i, d) in plan.deletes.iter().enumerate() {
-        if let Some(k) = &d.keep {
-            match bucket.keep(&d.key, k).await {
-                Ok(()) => done.outcomes.delete_keeps[i] = Some(Outcome::Done),
-                Err(error) => {
-                    done.outcomes.delete_keeps[i] = Some(Outcome::Failed);
-                    done.failures.push(Failure {
-                        key: d.key.clone(),
-                        error: format!(
-                            "keeping a copy for rollbacks failed, so it was not deleted: {error}"
-                        ),
-                    });
-                    continue;
-                }
-            }
+        if d.keep.is_some() && done.outcomes.delete_keeps[i] != Some(Outcome::Done) {
+            continue;
         }
         keys.push(d.key.clone());
         index.push(Some(i));

@@ -78,21 +78,30 @@ pub fn view_of(
     Ok(View::from_root(layout.clone(), root, Some(etag)))
 }
 
-/// Reads these chunks of the base with one ranged GET.
+/// Reads these chunks of the base: ranged GETs at the same time, one per cluster of them.
 pub async fn read_chunks<B: Bucket>(
     bucket: &B,
     view: &mut View,
     chunks: &[usize],
 ) -> Result<(), Error> {
-    let (Some((start, end)), Some(base)) = (view.span(chunks), view.root.base.clone()) else {
+    let Some(base) = view.root.base.clone() else {
         return Ok(());
     };
-    let bytes = bucket
-        .get_range(&base.key, start, end)
-        .await
-        .map_err(|source| read_error(bucket, &base.key, source))?;
-    view.absorb(start, &bytes)
-        .map_err(|e| manifest_error(bucket, &base.key, e))
+    let reads = view.read_ranges(chunks).into_iter().map(|(start, end)| {
+        let key = &base.key;
+        async move {
+            bucket
+                .get_range(key, start, end)
+                .await
+                .map(|bytes| (start, bytes))
+                .map_err(|source| read_error(bucket, key, source))
+        }
+    });
+    for (start, bytes) in futures::future::try_join_all(reads).await? {
+        view.absorb(start, &bytes)
+            .map_err(|e| manifest_error(bucket, &base.key, e))?;
+    }
+    Ok(())
 }
 
 /// After a large deploy stopped before recording its outcome: every chunk is read, and so is

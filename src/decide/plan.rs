@@ -4,7 +4,7 @@
 //! before (intent) and after (settle) the writes. Pure: no I/O.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -96,15 +96,20 @@ impl Reason {
 /// Where the bytes of a write come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// The build folder.
-    File(PathBuf),
+    /// The build folder (the path shared with the scanned file's).
+    File(Arc<Path>),
     /// The object itself, copied onto itself with new headers: nothing is sent.
     Restyle,
-    /// Another object in the bucket (a kept copy, or an older version of the key).
-    Copy {
-        from: String,
-        version: Option<String>,
-    },
+    /// Another object in the bucket (a kept copy, or an older version of the key). Boxed: only
+    /// a rollback copies, and a large deploy plans one write per file.
+    Copy(Box<CopyFrom>),
+}
+
+/// The object a server-side copy reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyFrom {
+    pub from: String,
+    pub version: Option<String>,
 }
 
 /// A server-side copy of an object's current bytes to the kept store, made before the object
@@ -130,7 +135,8 @@ pub struct Write {
     pub headers: Arc<Headers>,
     pub reason: Reason,
     pub html: bool,
-    pub keep: Option<Keep>,
+    /// Boxed: most writes keep nothing, and a large deploy plans one write per file.
+    pub keep: Option<Box<Keep>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -149,7 +155,7 @@ pub struct Delete {
     pub key: String,
     pub size: u64,
     pub kind: DeleteKind,
-    pub keep: Option<Keep>,
+    pub keep: Option<Box<Keep>>,
 }
 
 /// Why a record stays in the bucket although the build no longer has it.
@@ -277,7 +283,7 @@ pub fn plan(
             parts: f.parts.clone(),
             headers: Arc::clone(&l.headers),
             reason,
-            html: is_html(&f.rel),
+            html: is_html(f.rel()),
             keep,
         };
         let file = Source::File(f.path.clone());
@@ -372,6 +378,9 @@ pub fn plan(
     plan.deletes.sort_by(|a, b| a.key.cmp(&b.key));
     dedupe_keeps(&mut plan, &records);
     guard(&plan, known, opts, local)?;
+    // The plan lives through the whole deploy; a first deploy plans one write per file.
+    plan.writes.shrink_to_fit();
+    plan.deletes.shrink_to_fit();
     Ok(plan)
 }
 
@@ -406,7 +415,7 @@ pub fn keep_for(
     e: &Entry,
     opts: &PlanOptions,
     previous_kept: bool,
-) -> Option<Keep> {
+) -> Option<Box<Keep>> {
     let sha = e.sha256?;
     if !opts.keep_copies
         || !previous_kept
@@ -418,13 +427,13 @@ pub fn keep_for(
     if e.version.is_some() {
         return None;
     }
-    Some(Keep {
+    Some(Box::new(Keep {
         to: layout.kept_key(&sha, e.headers.gzip),
         sha256: sha,
         size: e.size,
         gzip: e.headers.gzip,
         version: None,
-    })
+    }))
 }
 
 /// The delete guards: an absolute cap, and a proportional one with the root page, for the
@@ -586,7 +595,12 @@ pub fn settle(
     current: &dyn Fn(&str) -> Option<Entry>,
     moment: Moment,
 ) -> Changes {
-    let mut changes = Changes::new();
+    // Gathered in a list, then made a map at once: a map built key by key has half-empty
+    // nodes, and a large deploy holds this one (a record per file) while it writes its base.
+    let keeps = plan.writes.iter().filter(|w| w.keep.is_some()).count()
+        + plan.deletes.iter().filter(|d| d.keep.is_some()).count();
+    let mut records: Vec<(String, Option<Entry>)> =
+        Vec::with_capacity(plan.writes.len() + plan.deletes.len() + keeps);
     for (i, w) in plan.writes.iter().enumerate() {
         match out.writes[i] {
             Outcome::Done => {
@@ -598,7 +612,7 @@ pub fn settle(
                     version,
                     life: Life::Live,
                 };
-                changes.insert(w.key.clone(), Some(e));
+                records.push((w.key.clone(), Some(e)));
             }
             Outcome::Failed => {
                 let e = current(&w.key).unwrap_or_else(|| Entry {
@@ -608,30 +622,32 @@ pub fn settle(
                     version: None,
                     life: Life::Live,
                 });
-                changes.insert(w.key.clone(), Some(e.unverified()));
+                records.push((w.key.clone(), Some(e.unverified())));
             }
             Outcome::Skipped => {}
         }
         if let (Some(k), Some(o)) = (&w.keep, out.keeps.get(i).copied().flatten()) {
-            settle_keep(&mut changes, k, o, current, moment);
+            settle_keep(&mut records, k, o, current, moment);
         }
     }
     for (i, d) in plan.deletes.iter().enumerate() {
         match out.deletes[i] {
             Outcome::Done => {
-                changes.insert(d.key.clone(), None);
+                records.push((d.key.clone(), None));
             }
             Outcome::Failed => {
                 if let Some(e) = current(&d.key) {
-                    changes.insert(d.key.clone(), Some(e.unverified()));
+                    records.push((d.key.clone(), Some(e.unverified())));
                 }
             }
             Outcome::Skipped => {}
         }
         if let (Some(k), Some(o)) = (&d.keep, out.delete_keeps.get(i).copied().flatten()) {
-            settle_keep(&mut changes, k, o, current, moment);
+            settle_keep(&mut records, k, o, current, moment);
         }
     }
+    // Later records of a key win, as inserts into a map would.
+    let mut changes: Changes = records.into_iter().collect();
     for key in &plan.bumps {
         let needed = moment.seq.saturating_sub(1);
         let slot = changes.get_mut(key).and_then(Option::as_mut);
@@ -678,7 +694,7 @@ pub fn settle(
 }
 
 fn settle_keep(
-    changes: &mut Changes,
+    records: &mut Vec<(String, Option<Entry>)>,
     k: &Keep,
     outcome: Outcome,
     current: &dyn Fn(&str) -> Option<Entry>,
@@ -686,10 +702,10 @@ fn settle_keep(
 ) {
     match outcome {
         Outcome::Done => {
-            changes.insert(k.to.clone(), Some(kept_record(k, current, moment, true)));
+            records.push((k.to.clone(), Some(kept_record(k, current, moment, true))));
         }
         Outcome::Failed => {
-            changes.insert(k.to.clone(), Some(kept_record(k, current, moment, false)));
+            records.push((k.to.clone(), Some(kept_record(k, current, moment, false))));
         }
         Outcome::Skipped => {}
     }
@@ -729,8 +745,14 @@ pub fn stale(plan: &Plan, out: &Outcomes) -> Vec<(String, Change)> {
 /// absent). Manifest-only changes (retire, revive, leave) are included, so a rollback restores
 /// the site exactly as it was.
 pub fn reverse(plan: &Plan, layout: &Layout, current: &dyn Fn(&str) -> Option<Entry>) -> Changes {
-    let keys = plan
-        .writes
+    reverse_keys(plan, layout)
+        .map(|k| (k.clone(), current(k)))
+        .collect()
+}
+
+/// The keys of [`reverse`], in no particular order and possibly repeated.
+pub fn reverse_keys<'p>(plan: &'p Plan, layout: &'p Layout) -> impl Iterator<Item = &'p String> {
+    plan.writes
         .iter()
         .map(|w| &w.key)
         .chain(
@@ -741,10 +763,8 @@ pub fn reverse(plan: &Plan, layout: &Layout, current: &dyn Fn(&str) -> Option<En
         )
         .chain(&plan.retire)
         .chain(&plan.revive)
-        .chain(plan.left.iter().map(|(k, _)| k));
-    keys.filter(|k| !layout.is_reserved(k))
-        .map(|k| (k.clone(), current(k)))
-        .collect()
+        .chain(plan.left.iter().map(|(k, _)| k))
+        .filter(|k| !layout.is_reserved(k))
 }
 
 #[cfg(test)]
@@ -758,13 +778,10 @@ mod tests {
 
     fn local(rel: &str, byte: u8, size: u64) -> Local {
         Local {
-            file: LocalFile {
-                path: PathBuf::from("/site").join(rel),
-                rel: rel.into(),
-                key: rel.into(),
-                size,
-                sha256: [byte; 32],
-                parts: None,
+            file: {
+                let mut f = LocalFile::new(Path::new("/site").join(rel), "", rel, size);
+                f.sha256 = [byte; 32];
+                f
             },
             headers: Arc::new(default_headers(rel)),
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::decide::plan::{
-    Delete, DeleteKind, Keep, LeftWhy, Plan, PlanOptions, Reason, Source, Write,
+    CopyFrom, Delete, DeleteKind, Keep, LeftWhy, Plan, PlanOptions, Reason, Source, Write,
 };
 use crate::local::headers::is_html;
 use crate::state::entry::{Entry, Life};
@@ -90,20 +90,20 @@ pub fn plan(
                             e.sha256 == Some(sha) && matches!(e.life, Life::Kept { .. })
                         });
                         if kept_ok {
-                            Source::Copy {
+                            Source::Copy(Box::new(CopyFrom {
                                 from: kept,
                                 version: None,
-                            }
+                            }))
                         } else if let Some(v) = &t.version {
-                            Source::Copy {
+                            Source::Copy(Box::new(CopyFrom {
                                 from: key.clone(),
                                 version: Some(v.clone()),
-                            }
+                            }))
                         } else if let Some(other) = by_sha.get(&(sha, t.headers.gzip)) {
-                            Source::Copy {
+                            Source::Copy(Box::new(CopyFrom {
                                 from: (*other).clone(),
                                 version: None,
-                            }
+                            }))
                         } else {
                             missing.push(key.clone());
                             continue;
@@ -160,7 +160,7 @@ pub fn plan(
 
 /// As in a deploy: the bytes a rollback overwrites or deletes are kept, so that rolling back
 /// the rollback works (the deploy it undoes is the newest in the history).
-fn keep_for(layout: &Layout, e: &Entry, opts: &PlanOptions) -> Option<Keep> {
+fn keep_for(layout: &Layout, e: &Entry, opts: &PlanOptions) -> Option<Box<Keep>> {
     crate::decide::plan::keep_for(layout, e, opts, true)
 }
 
@@ -213,17 +213,17 @@ mod tests {
             [
                 (
                     "dup.txt",
-                    &Source::Copy {
+                    &Source::Copy(Box::new(CopyFrom {
                         from: "copy.txt".into(),
-                        version: None
-                    }
+                        version: None,
+                    }))
                 ),
                 (
                     "index.html",
-                    &Source::Copy {
+                    &Source::Copy(Box::new(CopyFrom {
                         from: layout.kept_key(&[1; 32], false),
-                        version: None
-                    }
+                        version: None,
+                    }))
                 ),
             ]
         );

@@ -4,7 +4,7 @@
 //! line and the reference as written.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::Path;
 
 use rayon::prelude::*;
 
@@ -14,7 +14,7 @@ use crate::local::refs::{css_references, html_references, line_number, resolve, 
 pub struct Source {
     /// Path relative to the build folder, with `/`.
     pub rel: String,
-    pub path: PathBuf,
+    pub path: std::sync::Arc<Path>,
     pub css: bool,
 }
 
@@ -96,12 +96,12 @@ mod tests {
         let sources = vec![
             Source {
                 rel: "index.html".into(),
-                path: page,
+                path: page.into(),
                 css: false,
             },
             Source {
                 rel: "app.css".into(),
-                path: css,
+                path: css.into(),
                 css: true,
             },
         ];

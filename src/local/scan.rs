@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
@@ -31,14 +32,37 @@ pub struct ScanOptions {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalFile {
-    pub path: PathBuf,
-    pub rel: String,
+    /// Shared with the write that uploads it.
+    pub path: Arc<Path>,
+    /// The object key: the prefix, then the path relative to the build folder.
     pub key: String,
+    /// Where the relative path starts in `key` (one string for both: a site may have 100,000
+    /// files).
+    rel_at: usize,
     pub size: u64,
     pub sha256: [u8; 32],
     /// The sha256 of each upload part of a file over [`MULTIPART_THRESHOLD`], taken in the same
     /// read as the whole file's, so a large file is read once to hash and once to upload.
-    pub parts: Option<std::sync::Arc<[[u8; 32]]>>,
+    pub parts: Option<Arc<[[u8; 32]]>>,
+}
+
+impl LocalFile {
+    /// A file of the build folder, not hashed yet.
+    pub fn new(path: PathBuf, prefix: &str, rel: &str, size: u64) -> LocalFile {
+        LocalFile {
+            path: path.into(),
+            key: format!("{prefix}{rel}"),
+            rel_at: prefix.len(),
+            size,
+            sha256: [0; 32],
+            parts: None,
+        }
+    }
+
+    /// The path relative to the build folder, with '/'.
+    pub fn rel(&self) -> &str {
+        self.key.get(self.rel_at..).unwrap_or_default()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -369,21 +393,13 @@ pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, Sca
                 if entry.path_is_symlink() {
                     check_inside(&canon_root, entry.path())?;
                 }
-                let key = format!("{}{rel}", opts.prefix);
-                if key.len() > MAX_KEY_LEN {
-                    let len = key.len();
-                    return Err(ScanError::KeyTooLong { key, len });
-                }
                 let size = entry.metadata().map_err(walk_error)?.len();
-                let (path, sha256) = (entry.into_path(), [0; 32]);
-                files.push(LocalFile {
-                    path,
-                    rel,
-                    key,
-                    size,
-                    sha256,
-                    parts: None,
-                });
+                let file = LocalFile::new(entry.into_path(), &opts.prefix, &rel, size);
+                if file.key.len() > MAX_KEY_LEN {
+                    let len = file.key.len();
+                    return Err(ScanError::KeyTooLong { key: file.key, len });
+                }
+                files.push(file);
             }
         }
     }
@@ -411,12 +427,13 @@ pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, Sca
 /// it may come from the distribution's OriginPath).
 pub fn rekey(files: &mut [LocalFile], prefix: &str) -> Result<(), ScanError> {
     for f in files.iter_mut() {
-        let key = format!("{prefix}{}", f.rel);
+        let key = format!("{prefix}{}", f.rel());
         if key.len() > MAX_KEY_LEN {
             let len = key.len();
             return Err(ScanError::KeyTooLong { key, len });
         }
         f.key = key;
+        f.rel_at = prefix.len();
     }
     Ok(())
 }
@@ -517,7 +534,7 @@ mod tests {
     }
 
     fn rels(scan: &Scan) -> Vec<&str> {
-        scan.files.iter().map(|f| f.rel.as_str()).collect()
+        scan.files.iter().map(LocalFile::rel).collect()
     }
 
     fn skipped(scan: &Scan, reason: SkipReason) -> Vec<&str> {
@@ -536,8 +553,8 @@ mod tests {
         let keys: Vec<_> = scan.files.iter().map(|f| f.key.as_str()).collect();
         assert_eq!(keys, ["site/a-b.js", "site/a/b/c.css", "site/index.html"]);
         let css = &scan.files[1];
-        assert_eq!((css.rel.as_str(), css.size), ("a/b/c.css", 1));
-        assert_eq!(css.path, dir.path().join("a/b/c.css"));
+        assert_eq!((css.rel(), css.size), ("a/b/c.css", 1));
+        assert_eq!(*css.path, *dir.path().join("a/b/c.css"));
         assert_eq!(css.sha256, <[u8; 32]>::from(Sha256::digest(b"x")));
     }
 
@@ -665,7 +682,7 @@ mod tests {
             .files
             .iter()
             .all(|f| f.sha256 == scan.files[2].sha256 && f.size == 1));
-        assert_eq!(scan.files[0].path, dir.path().join("link.txt"));
+        assert_eq!(*scan.files[0].path, *dir.path().join("link.txt"));
     }
 
     #[cfg(unix)]

@@ -93,7 +93,7 @@ pub fn dry_run(ctx: &Context, preview: &Executed, verbose: bool, local: &[Local]
         let mark = if w.reason == Reason::New { '+' } else { '~' };
         let how = match w.source {
             Source::Restyle => " (server-side copy, nothing sent)",
-            Source::Copy { .. } => " (server-side copy)",
+            Source::Copy(_) => " (server-side copy)",
             Source::File(_) => "",
         };
         let _ = writeln!(
@@ -572,7 +572,6 @@ pub fn print_json<T: Serialize>(doc: &T) {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use std::sync::Arc;
 
     use super::*;
@@ -594,7 +593,7 @@ mod tests {
     fn plan() -> Plan {
         let up = |key: &str, reason| Write {
             key: key.into(),
-            source: Source::File(PathBuf::from(key)),
+            source: Source::File(Path::new(key).into()),
             size: 1024,
             sha256: [0; 32],
             parts: None,

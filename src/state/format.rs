@@ -18,7 +18,7 @@
 //! - `garbage`: state objects no longer referenced, deleted by the next deploy.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
@@ -279,13 +279,12 @@ pub struct ReverseDoc {
 /// gzip-compressed JSON. The gzip header carries no time or name, so equal documents encode to
 /// equal bytes, and content-addressed objects get stable names.
 pub fn gzip_json<T: Serialize>(doc: &T) -> Vec<u8> {
-    // Serializing plain maps, strings and numbers cannot fail.
-    let json = serde_json::to_vec(doc).unwrap_or_default();
+    // Straight into the compressor: a large document is never held as text.
     let mut gz = GzBuilder::new()
         .mtime(0)
-        .write(Vec::with_capacity(json.len() / 4 + 64), Compression::best());
-    // Writes into a Vec cannot fail.
-    let _ = gz.write_all(&json);
+        .write(Vec::new(), Compression::best());
+    // Serializing plain maps, strings and numbers into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut gz, doc);
     gz.finish().unwrap_or_default()
 }
 
@@ -427,6 +426,17 @@ impl HeaderTable {
     }
 
     pub fn doc(&mut self, e: &Entry) -> EntryDoc {
+        let slot = self.slot(&e.headers);
+        HeaderTable::entry_doc(e, slot)
+    }
+
+    /// The document of a record whose headers are already in the table.
+    pub fn known_doc(&self, e: &Entry) -> EntryDoc {
+        let slot = self.index.get(&*e.headers).copied().unwrap_or_default();
+        HeaderTable::entry_doc(e, slot)
+    }
+
+    fn entry_doc(e: &Entry, headers: usize) -> EntryDoc {
         let (retired, left, kept) = match e.life {
             Life::Live => (None, false, None),
             Life::Retired { since, seq } => (Some((since, seq)), false, None),
@@ -436,7 +446,7 @@ impl HeaderTable {
         EntryDoc {
             sha256: e.sha256.map(hex::encode),
             size: e.size,
-            headers: self.slot(&e.headers),
+            headers,
             version: e.version.clone(),
             retired,
             left,

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::local::headers::Headers;
+use crate::state::entry::Entry;
 use crate::state::format::{
     gzip_json, EntryDoc, HeaderTable, HistoryDoc, Interner, Reverse, ReverseDoc, RootDoc,
 };
@@ -71,15 +72,51 @@ pub fn place(root: &mut RootDoc, reverse: &Changes) -> Placed {
 
 /// A reverse delta as a gzip member of its own.
 pub fn part_bytes(reverse: &Changes) -> Vec<u8> {
-    let mut table = HeaderTable::default();
-    let entries = reverse
+    let records: Vec<(&str, Option<&Entry>)> = reverse
         .iter()
-        .map(|(k, e)| (k.clone(), e.as_ref().map(|e| table.doc(e))))
+        .map(|(k, e)| (k.as_str(), e.as_ref()))
         .collect();
-    gzip_json(&ReverseDoc {
-        headers: table.list,
-        entries,
+    records_part_bytes(&records)
+}
+
+/// [`part_bytes`] of records given in key order, without a map of them.
+pub fn records_part_bytes(reverse: &[(&str, Option<&Entry>)]) -> Vec<u8> {
+    let mut table = HeaderTable::default();
+    for e in reverse.iter().filter_map(|(_, e)| *e) {
+        table.slot(&e.headers);
+    }
+    gzip_json(&PartRef {
+        table: &table,
+        reverse,
     })
+}
+
+/// A [`ReverseDoc`] serialized from the records themselves: a large deploy's reverse delta
+/// holds one record per file, and is not copied into a document first.
+struct PartRef<'a> {
+    table: &'a HeaderTable,
+    reverse: &'a [(&'a str, Option<&'a Entry>)],
+}
+
+impl serde::Serialize for PartRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Entries<'a>(&'a PartRef<'a>);
+        impl serde::Serialize for Entries<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let PartRef { table, reverse } = self.0;
+                s.collect_map(
+                    reverse
+                        .iter()
+                        .map(|(k, e)| (k, e.map(|e| table.known_doc(e)))),
+                )
+            }
+        }
+        let mut doc = s.serialize_struct("ReverseDoc", 2)?;
+        doc.serialize_field("h", &self.table.list)?;
+        doc.serialize_field("e", &Entries(self))?;
+        doc.end()
+    }
 }
 
 /// The records of an inline reverse delta.
@@ -193,6 +230,23 @@ mod tests {
             serde_json::from_slice(&crate::state::format::gunzip(&bytes).expect("gzip"))
                 .expect("json");
         assert_eq!(part_records(&doc), changes(INLINE_MAX));
+    }
+
+    #[test]
+    fn a_part_reads_back_as_the_records_it_was_made_from() {
+        let mut reverse = changes(5);
+        reverse.insert("gone.css".into(), None);
+        let mut odd = Entry::live([7; 32], 9, Arc::new(default_headers("x.js")));
+        odd.life = crate::state::entry::Life::Retired { since: 5, seq: 2 };
+        odd.version = Some("v1".into());
+        reverse.insert("x.js".into(), Some(odd));
+        let doc = crate::state::format::decode_reverse(&part_bytes(&reverse)).expect("decodes");
+        assert_eq!(
+            doc.headers.len(),
+            2,
+            "one table entry per distinct header set"
+        );
+        assert_eq!(part_records(&doc), reverse);
     }
 
     #[test]
