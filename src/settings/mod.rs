@@ -572,7 +572,7 @@ fn discover(args: &Args, vars: &[(String, String)], cwd: &Path) -> Result<Vec<Fi
         .clone()
         .or_else(|| sources::find_up(cwd, "Cargo.toml"))
         .filter(|path| {
-            explicit || std::fs::read_to_string(path).is_ok_and(|text| text.contains("cdn-deploy"))
+            explicit || std::fs::read_to_string(path).is_ok_and(|text| has_cdn_deploy_table(&text))
         });
     if let Some(manifest) = cargo_toml {
         if let Some(t) = sources::read_cargo(Some(&manifest), args.package.as_deref(), cwd)? {
@@ -712,6 +712,19 @@ pub fn normalize_prefix(raw: &str) -> Result<String, Error> {
     Ok(format!("{trimmed}/"))
 }
 
+/// Whether a Cargo.toml has `[package.metadata.cdn-deploy]` (a package merely named
+/// `cdn-deploy` does not count). One that does not parse is left to cargo to explain.
+fn has_cdn_deploy_table(text: &str) -> bool {
+    match text.parse::<toml::Table>() {
+        Ok(t) => t
+            .get("package")
+            .and_then(|p| p.get("metadata"))
+            .and_then(|m| m.get("cdn-deploy"))
+            .is_some(),
+        Err(_) => text.contains("cdn-deploy"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -721,6 +734,21 @@ mod tests {
         let mut full = vec!["cargo-cdn-deploy"];
         full.extend_from_slice(argv);
         Settings::from_args(parse(full).expect("parse"), Environment::default())
+    }
+
+    #[test]
+    fn cargo_is_asked_only_when_the_manifest_has_the_table() {
+        let named =
+            "[package]\nname = \"cargo-cdn-deploy\"\n[dependencies]\ncdn-deploy-x = \"1\"\n";
+        assert!(!has_cdn_deploy_table(named));
+        let table = "[package]\nname = \"site\"\n[package.metadata.cdn-deploy]\nbucket = \"b\"\n";
+        assert!(has_cdn_deploy_table(table));
+        let dotted = "[package]\nname = \"site\"\nmetadata.cdn-deploy.bucket = \"b\"\n";
+        assert!(has_cdn_deploy_table(dotted));
+        assert!(
+            has_cdn_deploy_table("[package\ncdn-deploy"),
+            "broken: cargo explains"
+        );
     }
 
     fn target(s: &Settings) -> Target {
