@@ -41,6 +41,11 @@ const DELETE_BATCH: usize = 1000;
 /// and one that does not may or may not have landed.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
+/// How long CompleteMultipartUpload may take to answer. S3 may take minutes to assemble a large
+/// object; a shorter limit would retry a completion that is landing, and the retry can then
+/// find no upload to complete.
+const COMPLETE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 pub struct S3Bucket {
     client: Client,
     bucket: String,
@@ -320,6 +325,14 @@ impl S3Bucket {
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(completed))
                     .build(),
+            )
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default().timeout_config(
+                    aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                        .read_timeout(COMPLETE_TIMEOUT)
+                        .build(),
+                ),
             )
             .send()
             .await;
