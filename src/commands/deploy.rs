@@ -459,14 +459,23 @@ async fn prepare<B: Bucket>(
     }
     remote::read_chunks(bucket, view, &needed).await?;
     let mut plan = make_plan(view, local, settings, moment, excluded)?;
-    let current = |k: &str| view.current(k).cloned();
-    let all_done = plan::settle(&plan, &Outcomes::all_done(&plan), &current, moment);
-    if view.needs_rebase(&all_done) && !view.all_read() {
+    if !view.all_read() && needs_rebase(view, &plan, moment) {
         let rest = view.unread();
         remote::read_chunks(bucket, view, &rest).await?;
         plan = make_plan(view, local, settings, moment, excluded)?;
     }
     Ok((plan, moment))
+}
+
+/// Whether the plan's outcome would overflow the root's delta.
+fn needs_rebase(view: &View, plan: &Plan, moment: Moment) -> bool {
+    let current = |k: &str| view.current(k).cloned();
+    view.needs_rebase(&plan::settle(
+        plan,
+        &Outcomes::all_done(plan),
+        &current,
+        moment,
+    ))
 }
 
 fn make_plan(

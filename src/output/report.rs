@@ -564,9 +564,18 @@ pub fn document(ctx: &Context, result: &Executed, dry_run: bool, exit_code: u8) 
 
 /// One JSON document on stdout.
 pub fn print_json<T: Serialize>(doc: &T) {
-    match serde_json::to_string_pretty(doc) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("error: cannot render the JSON report: {e}"),
+    use std::io::Write;
+    // Written as it is rendered: the report of a large first deploy lists every file.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, doc)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    if let Err(e) = written {
+        // A closed pipe (`| head`) is the reader's choice, not an error to report.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the JSON report: {e}");
+        }
     }
 }
 
