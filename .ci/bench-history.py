@@ -76,179 +76,25 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import benchlib
+from benchlib import (MOTO_PY, depth, die, env_int, hash_token, http, human, load1, proc_cpu,
+                      proxy_rtt, read_log, say, start_edge, start_moto, start_proxy,
+                      source, stop_children, stop_children_on_signals)
+
+
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "target" / "bench-history"
+benchlib.NAME = "bench-history"
+benchlib.OUT = OUT
 RUNS = OUT / "runs"
-MOTO_PY = REPO / "target" / "moto" / "bin" / "python"
 KINDS = ["GET", "LIST", "HEAD", "PUT", "COPY", "DELETE", "DELOBJ", "POST", "CF", "OTHER"]
 PARTS = ["fixture", "site", "verify", "refs"]
-CLK = os.sysconf("SC_CLK_TCK")
-MIB = 1 << 20
-
-
-def say(msg=""):
-    print(msg, flush=True)
-
-
-def die(msg, code=2):
-    print(f"bench-history: {msg}", file=sys.stderr, flush=True)
-    sys.exit(code)
-
-
-def env_int(name, default):
-    v = os.environ.get(name)
-    if v is None or v == "":
-        return default
-    try:
-        return int(v)
-    except ValueError:
-        die(f"{name}={v!r} is not a whole number")
-
-
-def load1():
-    return float(open("/proc/loadavg").read().split()[0])
-
-
-def human(n):
-    if n < 1024:
-        return f"{n} B"
-    for unit in ("KiB", "MiB", "GiB"):
-        n /= 1024
-        if n < 1024 or unit == "GiB":
-            return f"{n:.1f} {unit}"
-
-
-def proc_cpu(pid):
-    """utime + stime of a process, in seconds (0 if it is gone)."""
-    try:
-        data = open(f"/proc/{pid}/stat").read()
-    except OSError:
-        return 0.0
-    rest = data[data.rfind(")") + 2:].split()
-    return (int(rest[11]) + int(rest[12])) / CLK
-
-
-# ---- servers -------------------------------------------------------------------------------
-
-CHILDREN = []
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def stop_children(*_):
-    for p in CHILDREN:
-        if p.poll() is None:
-            try:
-                if p.stdin:
-                    p.stdin.close()
-            except OSError:
-                pass
-            p.terminate()
-    for p in CHILDREN:
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-
-
-def on_signal(signum, _frame):
-    stop_children()
-    sys.exit(128 + signum)
-
-
-def http(method, url, body=None, timeout=120):
-    req = urllib.request.Request(url, data=body, method=method)
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return r.read()
-
-
-def start_moto():
-    subprocess.run([str(REPO / ".ci" / "setup")], check=True)
-    if not MOTO_PY.exists():
-        die(f"{MOTO_PY} is missing after .ci/setup")
-    port = free_port()
-    tmp = OUT / "moto-tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    log = open(OUT / "moto.log", "w")
-    p = subprocess.Popen(
-        [str(MOTO_PY), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=log, env=dict(os.environ, TMPDIR=str(tmp)), cwd=OUT,
-    )
-    CHILDREN.append(p)
-    for _ in range(300):
-        try:
-            http("GET", f"http://127.0.0.1:{port}/moto-api/")
-            return p, port
-        except OSError:
-            if p.poll() is not None:
-                die(f"moto exited at start (exit {p.returncode}); see {OUT / 'moto.log'}")
-            time.sleep(0.1)
-    die("moto did not answer within 30 s")
-
-
-def read_ready(p, what):
-    line = p.stdout.readline().decode().strip()
-    if not line.startswith("READY "):
-        die(f"{what} did not start (said {line!r})")
-    return int(line.split()[1])
-
-
-def start_proxy(moto_port, delay_ms, log_path):
-    p = subprocess.Popen(
-        [sys.executable, str(REPO / ".ci" / "bench-proxy.py"), "--port", "0",
-         "--upstream", f"http://127.0.0.1:{moto_port}", "--delay-ms", f"{delay_ms:g}",
-         "--log", str(log_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )
-    CHILDREN.append(p)
-    return p, read_ready(p, "the fault proxy")
-
-
-def start_edge(moto_url, dist, log_path):
-    """As tests/support/mod.rs starts it: --port 0 --moto URL --distribution ID, stdin a pipe
-    (it exits when the pipe closes), test credentials, diagnostics to a log."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", AWS_ACCESS_KEY_ID="test",
-               AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1")
-    p = subprocess.Popen(
-        [str(MOTO_PY), str(REPO / "tests" / "support" / "edge.py"), "--port", "0",
-         "--moto", moto_url, "--distribution", dist],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(log_path, "a"), env=env,
-    )
-    CHILDREN.append(p)
-    return p, read_ready(p, "the edge emulator")
-
-
-def proxy_rtt(port):
-    times = []
-    for _ in range(5):
-        t = time.monotonic()
-        try:
-            http("GET", f"http://127.0.0.1:{port}/moto-api/")
-        except OSError:
-            pass
-        times.append(time.monotonic() - t)
-    return sorted(times)[len(times) // 2]
-
-
-# ---- boto3 helpers (run with moto's Python, which has boto3) -------------------------------
-
 HELPER = r'''
 import boto3, hashlib, json, os, sys
 from concurrent.futures import ThreadPoolExecutor
@@ -342,21 +188,13 @@ def helper(*args):
 
 # ---- sites ---------------------------------------------------------------------------------
 
-ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
 WORDS = ("the of and to in is for on that with as by this from at are be or an it not have can "
          "site page build deploy cache edge asset file bucket origin rollback history verify "
          "static content server request version release change invalidate path manifest copy "
          "guide about blog post docs start team news product price contact support search "
          "image style script module preload font icon link section article header footer nav "
          "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor").split()
-
-
-def hash_token(rng):
-    # Vite/Rollup style (index-BX7a9_kq.js): 8 characters with upper, lower and digit.
-    t = [rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), rng.choice("0123456789"),
-         rng.choice("abcdefghijklmnopqrstuvwxyz")] + [rng.choice(ALNUM) for _ in range(5)]
-    rng.shuffle(t)
-    return "".join(t)
 
 
 def paragraphs(rng, n):
@@ -579,99 +417,6 @@ def to_txt(rel):
 
 # ---- the proxy's log -----------------------------------------------------------------------
 
-class Req:
-    __slots__ = ("method", "path", "query", "bucket", "key", "status", "inb", "outb", "t0", "t1",
-                 "copy", "range", "kind", "abort")
-
-    def __init__(self, line):
-        parts = line.split(" ")
-        self.method, raw, self.status = parts[1], parts[2], parts[3]
-        fields = dict(p.split("=", 1) for p in parts[4:] if "=" in p)
-        self.inb = int(fields.get("in", 0))
-        self.outb = int(fields.get("out", 0))
-        self.t0 = float(fields.get("t0", 0))
-        self.t1 = float(fields.get("t1", 0))
-        self.copy = fields.get("copy") == "1"
-        self.range = fields.get("range") == "1"
-        self.abort = fields.get("inject") == "client-abort"
-        path, _, self.query = raw.partition("?")
-        self.path = path
-        if path.startswith("/2020-05-31/"):
-            self.bucket, self.key = None, ""
-        else:
-            b, _, k = path.lstrip("/").partition("/")
-            self.bucket, self.key = b, urllib.parse.unquote(k)
-        self.kind = self.classify()
-
-    def classify(self):
-        m, q = self.method, self.query
-        if self.bucket is None:
-            return "CF"
-        if m == "GET":
-            return "GET" if self.key else "LIST"
-        if m == "HEAD":
-            return "HEAD"
-        if m == "PUT":
-            if not self.key:
-                return "OTHER"
-            return "COPY" if self.copy else "PUT"
-        if m == "POST":
-            return ("DELOBJ" if "delete" in urllib.parse.parse_qs(q, keep_blank_values=True)
-                    else "POST")
-        if m == "DELETE":
-            return "DELETE" if self.key else "OTHER"
-        return "OTHER"
-
-    @property
-    def own(self):
-        return self.bucket is not None and self.key.startswith(".cdn-deploy/")
-
-    def label(self):
-        if self.kind == "CF":
-            p = self.path.split("/")
-            # /2020-05-31/distribution/ID[/invalidation[/IID]]
-            if len(p) <= 4:
-                return f"CF {self.method} distribution"
-            if len(p) == 5:
-                return f"CF {'CreateInvalidation' if self.method == 'POST' else 'ListInvalidations'}"
-            return "CF GetInvalidation"
-        where = self.key or "(bucket)"
-        if self.key.startswith(".cdn-deploy/manifest/objects/"):
-            where = ".cdn-deploy/manifest/objects/<sha256>"
-        elif self.key.startswith(".cdn-deploy/manifest/base/"):
-            where = ".cdn-deploy/manifest/base/<sha256>.gz"
-        elif not self.own and self.key:
-            where = "site key"
-        return f"{self.kind} {where}" + (" (ranged)" if self.range else "")
-
-
-def read_log(path, start, end):
-    with open(path, "rb") as f:
-        f.seek(start)
-        data = f.read(end - start)
-    reqs = []
-    for line in data.decode("utf-8", "replace").splitlines():
-        parts = line.split(" ")
-        if len(parts) < 5 or parts[0] != "fault-proxy" or not parts[1].isupper():
-            continue
-        if not parts[2].startswith("/") or parts[2].startswith("/moto-api"):
-            continue
-        reqs.append(Req(line))
-    return reqs
-
-
-def depth(reqs):
-    by_end = sorted(reqs, key=lambda r: r.t1)
-    chain = {}
-    best = longest = j = 0
-    for r in sorted(reqs, key=lambda r: r.t0):
-        while j < len(by_end) and by_end[j].t1 <= r.t0:
-            best = max(best, chain.get(id(by_end[j]), 1))
-            j += 1
-        chain[id(r)] = best + 1
-        longest = max(longest, best + 1)
-    return longest
-
 
 def analyse(reqs):
     live = [r for r in reqs if not r.abort]
@@ -698,6 +443,7 @@ def analyse(reqs):
 
 
 # ---- the benchmark -------------------------------------------------------------------------
+
 
 def find_bin():
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
@@ -773,15 +519,7 @@ class Bench:
             else "?"
         self.built = time.strftime("%Y-%m-%d %H:%M:%S",
                                    time.localtime(os.path.getmtime(self.bin)))
-        try:
-            head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                  capture_output=True, text=True).stdout.strip()
-            dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "Cargo.toml",
-                                    "Cargo.lock"], cwd=REPO, capture_output=True,
-                                   text=True).stdout.strip()
-            self.source = f"git {head}" + (" with uncommitted changes in src/" if dirty else "")
-        except OSError:
-            self.source = "unknown"
+        self.source = source()
         OUT.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(RUNS, ignore_errors=True)
         RUNS.mkdir(parents=True)
@@ -1117,6 +855,7 @@ class Bench:
 
 # ---- report --------------------------------------------------------------------------------
 
+
 def stats(values):
     values = list(values)
     if not values:
@@ -1408,8 +1147,7 @@ def report(bench, started):
 
 
 def main():
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_children_on_signals()
     chosen = PARTS
     if os.environ.get("BENCH_PARTS"):
         chosen = [p.strip() for p in os.environ["BENCH_PARTS"].split(",") if p.strip()]
