@@ -410,3 +410,50 @@ fn under_github_actions_a_step_summary_and_error_annotations() {
         "{stdout}"
     );
 }
+
+/// A machine where `cargo` cannot run (a web project's CI image with rustup but no default
+/// toolchain): a Cargo.toml without our table must not matter, and one with it fails in one
+/// clean line.
+#[test]
+fn a_cargo_that_cannot_run_only_matters_when_cargo_holds_the_settings() {
+    let bucket = new_bucket("nocargo");
+    let dir = tempfile::tempdir().expect("tmp");
+    fs::create_dir_all(dir.path().join(".git")).expect(".git");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/site"),
+        &dir.path().join("dist"),
+    );
+    let broken = dir.path().join("broken-cargo");
+    fs::write(
+        &broken,
+        "#!/bin/sh\necho 'error: rustup could not choose a version of cargo to run' >&2\nexit 1\n",
+    )
+    .expect("write");
+    fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let manifest = "[package]\nname = \"web\"\nversion = \"0.1.0\"\nedition = \"2021\"\n";
+    fs::write(dir.path().join("Cargo.toml"), manifest).expect("write");
+    let run = || {
+        cli()
+            .current_dir(dir.path())
+            .env("CARGO", &broken)
+            .args(["--bucket", &bucket, "--dry-run", "dist"])
+            .output()
+            .expect("run")
+    };
+    let out = run();
+    assert_exit(&out, 0);
+
+    fs::write(
+        dir.path().join("Cargo.toml"),
+        format!("{manifest}\n[package.metadata.cdn-deploy]\ndir = \"dist\"\n"),
+    )
+    .expect("write");
+    let out = run();
+    assert_exit(&out, 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rustup could not choose"), "{stderr}");
+    for dump in ["backtrace", "panicked", "Error {", "source:"] {
+        assert!(!stderr.contains(dump), "{stderr}");
+    }
+}
