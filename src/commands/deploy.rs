@@ -470,7 +470,7 @@ async fn prepare<B: Bucket>(
 /// Whether the plan's outcome would overflow the root's delta.
 fn needs_rebase(view: &View, plan: &Plan, moment: Moment) -> bool {
     let current = |k: &str| view.current(k).cloned();
-    view.needs_rebase(&plan::settle(
+    view.needs_rebase(&plan::settled(
         plan,
         &Outcomes::all_done(plan),
         &current,

@@ -15,7 +15,9 @@ use crate::commands::lease::{lost_code, Lease, Lost, Taken};
 use crate::commands::remote;
 use crate::decide::distribution::Serving;
 use crate::decide::invalidation::{self, Batch, Change, InFlight, InvalidationError};
-use crate::decide::plan::{self, DeleteKind, Moment, Outcome, Outcomes, Plan, Source, Write};
+use crate::decide::plan::{
+    self, DeleteKind, Moment, Outcome, Outcomes, Plan, Settled, Source, Write,
+};
 use crate::error::Error;
 use crate::local::headers::Headers;
 use crate::state::entry::Entry;
@@ -217,7 +219,7 @@ pub async fn execute<B: Bucket, C: Cdn>(
 ) -> Result<Ran, Error> {
     let bucket = stores.bucket;
     let current = |k: &str| view.current(k).cloned();
-    let all_done = plan::settle(&plan, &Outcomes::all_done(&plan), &current, moment);
+    let all_done = plan::settled(&plan, &Outcomes::all_done(&plan), &current, moment);
     let large = view.needs_rebase(&all_done);
 
     // The intent: what may change is recorded before anything changes. A large deploy writes
@@ -375,7 +377,7 @@ async fn locked<B: Bucket, C: Cdn>(
     let current = |k: &str| view.current(k).cloned();
     let mut root = match &planned {
         Some(p) => settle_planned(bucket, job, view, &plan, &done.outcomes, moment, p).await?,
-        None => view.next_root(&plan::settle(&plan, &done.outcomes, &current, moment)),
+        None => view.next_root(&plan::settled(&plan, &done.outcomes, &current, moment)),
     };
     history::reindex(&mut root, &view.root.headers);
     let mut unreferenced: Vec<String> = Vec::new();
@@ -531,8 +533,8 @@ async fn settle_planned<B: Bucket>(
         Changes::new()
     } else {
         let current = |k: &str| view.current(k).cloned();
-        let actual = plan::settle(plan, outcomes, &current, moment);
-        let all_done = plan::settle(plan, &as_planned, &current, moment);
+        let actual = plan::settled(plan, outcomes, &current, moment);
+        let all_done = plan::settled(plan, &as_planned, &current, moment);
         corrections(&actual, &all_done, &current)
     };
     let mut base_view = View::from_root(job.layout.clone(), planned.root.clone(), None);
@@ -556,12 +558,12 @@ async fn settle_planned<B: Bucket>(
 
 /// The records where what happened differs from what a large deploy planned.
 fn corrections(
-    actual: &Changes,
-    planned: &Changes,
+    actual: &Settled,
+    planned: &Settled,
     current: &dyn Fn(&str) -> Option<crate::state::entry::Entry>,
 ) -> Changes {
     let mut out = Changes::new();
-    for (key, p) in planned {
+    for (key, p) in planned.iter() {
         match actual.get(key) {
             Some(a) if a == p => {}
             Some(a) => {

@@ -64,6 +64,23 @@ pub struct View {
 /// The new records a deploy leaves, by key (`None`: the key is gone from the manifest).
 pub type Changes = BTreeMap<String, Option<Entry>>;
 
+/// New records in key order, each key once (`None`: the key is gone): a [`Changes`] map, or a
+/// large deploy's settled state that borrows its keys from the plan.
+pub trait ChangeSet {
+    fn records(&self) -> impl Iterator<Item = (&String, Option<&Entry>)>;
+    fn has(&self, key: &str) -> bool;
+}
+
+impl ChangeSet for Changes {
+    fn records(&self) -> impl Iterator<Item = (&String, Option<&Entry>)> {
+        self.iter().map(|(k, e)| (k, e.as_ref()))
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.contains_key(key)
+    }
+}
+
 /// A base object ready to write, with its chunk table.
 pub struct NewBase {
     pub key: String,
@@ -302,13 +319,13 @@ impl View {
 
     /// The delta after `changes`: records that differ from the base, tombstones for base keys
     /// that are gone.
-    fn delta_after(&self, changes: &Changes) -> BTreeMap<String, Option<Entry>> {
+    fn delta_after(&self, changes: &impl ChangeSet) -> BTreeMap<String, Option<Entry>> {
         let mut delta = self.delta.clone();
-        for (key, new) in changes {
-            if self.same_as_base(key, new.as_ref()) {
+        for (key, new) in changes.records() {
+            if self.same_as_base(key, new) {
                 delta.remove(key);
             } else {
-                delta.insert(key.clone(), new.clone());
+                delta.insert(key.clone(), new.cloned());
             }
         }
         delta
@@ -325,22 +342,18 @@ impl View {
 
     /// How many records [`Self::delta_after`] would hold, without building it: a large
     /// deploy's changes are as many as its files.
-    fn delta_len_after(&self, changes: &Changes) -> usize {
-        let kept = self
-            .delta
-            .keys()
-            .filter(|k| !changes.contains_key(*k))
-            .count();
+    fn delta_len_after(&self, changes: &impl ChangeSet) -> usize {
+        let kept = self.delta.keys().filter(|k| !changes.has(k)).count();
         let changed = changes
-            .iter()
-            .filter(|(k, new)| !self.same_as_base(k, new.as_ref()))
+            .records()
+            .filter(|(k, new)| !self.same_as_base(k, *new))
             .count();
         kept + changed
     }
 
     /// Whether `changes` fit in the root's delta, or need a new base (then every chunk must
     /// be read first).
-    pub fn needs_rebase(&self, changes: &Changes) -> bool {
+    pub fn needs_rebase(&self, changes: &impl ChangeSet) -> bool {
         // Without a base every record lives in the delta, so a site of more than DELTA_MAX
         // files always has one.
         self.delta_len_after(changes) > DELTA_MAX
@@ -349,12 +362,12 @@ impl View {
     /// The root fields for the state after `changes`, when they fit in the delta: the new
     /// delta (with its headers table) and the chunk table with every read chunk's counts and
     /// fingerprint recomputed. The caller sets everything else (lock, history…).
-    pub fn next_root(&self, changes: &Changes) -> RootDoc {
+    pub fn next_root(&self, changes: &impl ChangeSet) -> RootDoc {
         let delta = self.delta_after(changes);
         let mut root = self.root.clone();
         // A kept copy may be recorded in a chunk that was not read (its record needs nothing
         // from the old one): the chunk's due marker only moves earlier.
-        for (key, new) in changes {
+        for (key, new) in changes.records() {
             let Some(i) = self.chunk_of(key) else {
                 continue;
             };
@@ -396,15 +409,14 @@ impl View {
     /// A new base holding every record after `changes` (every chunk must have been read), and
     /// the root fields that go with it (empty delta). `extras` are gzip members appended after
     /// the chunks (a history part), whose ranges come back in [`NewBase::extras`].
-    pub fn rebase(&self, changes: &Changes, extras: &[Vec<u8>]) -> (RootDoc, NewBase) {
+    pub fn rebase(&self, changes: &impl ChangeSet, extras: &[Vec<u8>]) -> (RootDoc, NewBase) {
         // Streamed twice (to count, then to encode): the records are never gathered.
         let all = || {
             let before = overlay(
                 self.base.iter().map(|(k, e)| (k, Some(e))),
                 self.delta.iter().map(|(k, e)| (k, e.as_ref())),
             );
-            overlay(before, changes.iter().map(|(k, e)| (k, e.as_ref())))
-                .filter_map(|(k, e)| e.map(|e| (k, e)))
+            overlay(before, changes.records()).filter_map(|(k, e)| e.map(|e| (k, e)))
         };
         let base = build_base(&self.layout, all().count(), all(), extras);
         let mut root = self.root.clone();
