@@ -689,7 +689,9 @@ async fn run_steps<B: Bucket>(
             error.hint(bucket.name(), crate::cli::program_name())
         )
     };
-    let results: Vec<Stepped> = stream::iter(steps)
+    // Applied as they come: a first deploy of 100,000 files would otherwise gather 100,000
+    // results before reading any.
+    let mut results = stream::iter(steps)
         .map(|step| {
             let (sent, keep_failed) = (&sent, &keep_failed);
             async move {
@@ -767,16 +769,16 @@ async fn run_steps<B: Bucket>(
                 out
             }
         })
-        .buffer_unordered(job.concurrency.max(1))
-        .collect()
-        .await;
-    for r in results {
+        .buffer_unordered(job.concurrency.max(1));
+    while let Some(r) = results.next().await {
         let key = match r.step {
             Step::Write { i, .. } => {
                 let w = &plan.writes[i];
                 if let Some(o) = r.write {
                     done.outcomes.writes[i] = o;
-                    done.outcomes.versions[i] = r.version;
+                    if let Some(v) = r.version {
+                        done.outcomes.versions.insert(i, v);
+                    }
                     if o == Outcome::Done && matches!(w.source, Source::File(_)) {
                         done.bytes_sent += w.size;
                     }

@@ -265,7 +265,9 @@ pub fn plan(
         .iter()
         .map(|(k, e)| (k.as_str(), *e))
         .collect();
-    let mut html = Vec::new();
+    // One list, sized for a first deploy (untouched capacity costs no memory), sorted into
+    // its two waves at the end.
+    let mut writes = Vec::with_capacity(local.len());
     let mut present = std::collections::HashSet::new();
     for l in local {
         let f = &l.file;
@@ -310,15 +312,14 @@ pub fn plan(
             }
         };
         match w {
-            Some(w) if w.html => html.push(w),
-            Some(w) => plan.writes.push(w),
+            Some(w) => writes.push(w),
             None if plan.revive.last().is_none_or(|k| *k != f.key) => plan.unchanged += 1,
             None => {}
         }
     }
-    plan.writes.sort_by(|a, b| a.key.cmp(&b.key));
-    html.sort_by(|a, b| a.key.cmp(&b.key));
-    plan.writes.extend(html);
+    // Keys are unique: an unstable sort is exact, and needs no buffer as large as the list.
+    writes.sort_unstable_by(|a, b| (a.html, &a.key).cmp(&(b.html, &b.key)));
+    plan.writes = writes;
 
     for (key, e) in &known.records {
         if present.contains(key.as_str()) {
@@ -375,7 +376,7 @@ pub fn plan(
             (Life::Kept { .. }, _) => {}
         }
     }
-    plan.deletes.sort_by(|a, b| a.key.cmp(&b.key));
+    plan.deletes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     dedupe_keeps(&mut plan, &records);
     guard(&plan, known, opts, local)?;
     // The plan lives through the whole deploy; a first deploy plans one write per file.
@@ -538,7 +539,8 @@ fn kept_record(
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcomes {
     pub writes: Vec<Outcome>,
-    pub versions: Vec<Option<String>>,
+    /// By write index, only for writes that got one: most buckets keep no versions.
+    pub versions: BTreeMap<usize, String>,
     /// Whether each write's kept copy landed (`None`: no copy was needed).
     pub keeps: Vec<Option<Outcome>>,
     pub deletes: Vec<Outcome>,
@@ -562,7 +564,7 @@ impl Outcomes {
     fn all(plan: &Plan, outcome: Outcome, bookkeeping: bool) -> Outcomes {
         Outcomes {
             writes: vec![outcome; plan.writes.len()],
-            versions: vec![None; plan.writes.len()],
+            versions: BTreeMap::new(),
             keeps: plan
                 .writes
                 .iter()
@@ -614,7 +616,7 @@ pub fn settled<'a>(
     for (i, w) in plan.writes.iter().enumerate() {
         match out.writes[i] {
             Outcome::Done => {
-                let version = out.versions.get(i).cloned().flatten();
+                let version = out.versions.get(&i).cloned();
                 let e = Entry {
                     sha256: Some(w.sha256),
                     size: w.size,
@@ -717,6 +719,15 @@ pub fn settled<'a>(
 
 /// Sorts records by key, keeping of each key the one pushed last.
 fn sort_last_wins<T>(records: &mut Vec<(&String, T)>) {
+    // Keys are normally unique (a write, a delete or a kept copy each): then an unstable sort,
+    // which needs no buffer as large as the records, is exact.
+    let mut keys: Vec<&String> = records.iter().map(|(k, _)| *k).collect();
+    keys.sort_unstable();
+    if keys.windows(2).all(|w| w[0] != w[1]) {
+        records.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        return;
+    }
+    drop(keys);
     // A stable sort of the reversed list puts the last push of a key first; dedup keeps firsts.
     records.reverse();
     records.sort_by(|a, b| a.0.cmp(b.0));
@@ -1185,7 +1196,7 @@ mod tests {
         use Outcome::*;
         let out = Outcomes {
             writes: vec![Done, Failed, Done, Skipped],
-            versions: vec![Some("v9".into()), None, None, None],
+            versions: BTreeMap::from([(0, "v9".into())]),
             keeps: vec![Some(Done), None, None, None],
             deletes: vec![Done, Failed],
             delete_keeps: vec![None, None],
