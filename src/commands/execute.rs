@@ -567,7 +567,7 @@ fn corrections(
         match actual.get(key) {
             Some(a) if a == p => {}
             Some(a) => {
-                out.insert(key.clone(), a.clone());
+                out.insert(key.clone(), a.map(std::borrow::Cow::into_owned));
             }
             // Not attempted: the record stays what it was before the deploy.
             None => {

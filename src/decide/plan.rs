@@ -3,6 +3,7 @@
 //! expire), the guards that refuse a destructive plan, and the records the manifest holds
 //! before (intent) and after (settle) the writes. Pure: no I/O.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -601,8 +602,9 @@ pub fn settle(
 }
 
 /// What [`settle`] gives, in key order with the keys borrowed from the plan: a large deploy's
-/// settled state holds a record per file, so it is neither copied into a map nor given keys of
-/// its own (a third of the memory of a first deploy of 100,000 files).
+/// settled state holds a record per file, so it is not copied into a map, its keys are the
+/// plan's, and a write that landed as planned is recorded as a pointer to it (24 bytes a file
+/// instead of 128).
 pub fn settled<'a>(
     plan: &'a Plan,
     out: &Outcomes,
@@ -611,30 +613,26 @@ pub fn settled<'a>(
 ) -> Settled<'a> {
     let keeps = plan.writes.iter().filter(|w| w.keep.is_some()).count()
         + plan.deletes.iter().filter(|d| d.keep.is_some()).count();
-    let mut records: Vec<(&'a String, Option<Entry>)> =
+    let mut records: Vec<(&'a String, Rec<'a>)> =
         Vec::with_capacity(plan.writes.len() + plan.deletes.len() + keeps);
     for (i, w) in plan.writes.iter().enumerate() {
         match out.writes[i] {
-            Outcome::Done => {
-                let version = out.versions.get(&i).cloned();
-                let e = Entry {
-                    sha256: Some(w.sha256),
-                    size: w.size,
-                    headers: Arc::clone(&w.headers),
-                    version,
-                    life: Life::Live,
-                };
-                records.push((&w.key, Some(e)));
-            }
+            Outcome::Done => match out.versions.get(&i) {
+                None => records.push((&w.key, Rec::Wrote(w))),
+                Some(version) => {
+                    let e = Entry {
+                        version: Some(version.clone()),
+                        ..landed(w)
+                    };
+                    records.push((&w.key, Rec::own(Some(e))));
+                }
+            },
             Outcome::Failed => {
                 let e = current(&w.key).unwrap_or_else(|| Entry {
                     sha256: None,
-                    size: w.size,
-                    headers: Arc::clone(&w.headers),
-                    version: None,
-                    life: Life::Live,
+                    ..landed(w)
                 });
-                records.push((&w.key, Some(e.unverified())));
+                records.push((&w.key, Rec::own(Some(e.unverified()))));
             }
             Outcome::Skipped => {}
         }
@@ -645,11 +643,11 @@ pub fn settled<'a>(
     for (i, d) in plan.deletes.iter().enumerate() {
         match out.deletes[i] {
             Outcome::Done => {
-                records.push((&d.key, None));
+                records.push((&d.key, Rec::own(None)));
             }
             Outcome::Failed => {
                 if let Some(e) = current(&d.key) {
-                    records.push((&d.key, Some(e.unverified())));
+                    records.push((&d.key, Rec::own(Some(e.unverified()))));
                 }
             }
             Outcome::Skipped => {}
@@ -669,7 +667,7 @@ pub fn settled<'a>(
         let slot = if later.contains_key(key) {
             later.get_mut(key).and_then(Option::as_mut)
         } else {
-            settled.get_mut(key).and_then(Option::as_mut)
+            settled.entry_mut(key)
         };
         match slot {
             Some(e) => {
@@ -711,10 +709,23 @@ pub fn settled<'a>(
         }
     }
     if !later.is_empty() {
-        settled.0.extend(later);
+        settled
+            .0
+            .extend(later.into_iter().map(|(k, e)| (k, Rec::own(e))));
         sort_last_wins(&mut settled.0);
     }
     settled
+}
+
+/// The record of a write that landed.
+fn landed(w: &Write) -> Entry {
+    Entry {
+        sha256: Some(w.sha256),
+        size: w.size,
+        headers: Arc::clone(&w.headers),
+        version: None,
+        life: Life::Live,
+    }
 }
 
 /// Sorts records by key, keeping of each key the one pushed last.
@@ -734,36 +745,76 @@ fn sort_last_wins<T>(records: &mut Vec<(&String, T)>) {
     records.dedup_by(|a, b| a.0 == b.0);
 }
 
-/// A deploy's new records in key order, each key once, keys borrowed from its plan
-/// (`None`: the key is gone from the manifest).
+/// One settled record: a write that landed as planned (its record is made when read), or a
+/// record of its own (`None`: the key is gone).
 #[derive(Debug)]
-pub struct Settled<'a>(Vec<(&'a String, Option<Entry>)>);
+enum Rec<'a> {
+    Wrote(&'a Write),
+    Own(Option<Box<Entry>>),
+}
+
+impl Rec<'_> {
+    fn own(e: Option<Entry>) -> Self {
+        Rec::Own(e.map(Box::new))
+    }
+
+    fn entry(&self) -> Option<Cow<'_, Entry>> {
+        match self {
+            Rec::Wrote(w) => Some(Cow::Owned(landed(w))),
+            Rec::Own(e) => e.as_deref().map(Cow::Borrowed),
+        }
+    }
+}
+
+/// A deploy's new records in key order, each key once, keys borrowed from its plan.
+#[derive(Debug)]
+pub struct Settled<'a>(Vec<(&'a String, Rec<'a>)>);
 
 impl<'a> Settled<'a> {
     fn find(&self, key: &str) -> Result<usize, usize> {
         self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
     }
 
-    pub fn get(&self, key: &str) -> Option<&Option<Entry>> {
-        self.find(key).ok().map(|i| &self.0[i].1)
+    /// The record of `key`: `None` when the deploy leaves it as it was, `Some(None)` when the
+    /// key is gone.
+    pub fn get(&self, key: &str) -> Option<Option<Cow<'_, Entry>>> {
+        self.find(key).ok().map(|i| self.0[i].1.entry())
     }
 
-    fn get_mut(&mut self, key: &str) -> Option<&mut Option<Entry>> {
-        self.find(key).ok().map(|i| &mut self.0[i].1)
+    /// The record of `key` to change in place (`None`: not settled here, or gone).
+    fn entry_mut(&mut self, key: &str) -> Option<&mut Entry> {
+        let i = self.find(key).ok()?;
+        let rec = &mut self.0[i].1;
+        if let Rec::Wrote(w) = rec {
+            *rec = Rec::own(Some(landed(w)));
+        }
+        match rec {
+            Rec::Own(e) => e.as_deref_mut(),
+            Rec::Wrote(_) => None,
+        }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&'a String, &Option<Entry>)> {
-        self.0.iter().map(|(k, e)| (*k, e))
+    pub fn iter(&self) -> impl Iterator<Item = (&'a String, Option<Cow<'_, Entry>>)> {
+        self.0.iter().map(|(k, r)| (*k, r.entry()))
     }
 
     pub fn into_changes(self) -> Changes {
-        self.0.into_iter().map(|(k, e)| (k.clone(), e)).collect()
+        self.0
+            .into_iter()
+            .map(|(k, r)| {
+                let e = match r {
+                    Rec::Wrote(w) => Some(landed(w)),
+                    Rec::Own(e) => e.map(|b| *b),
+                };
+                (k.clone(), e)
+            })
+            .collect()
     }
 }
 
 impl ChangeSet for Settled<'_> {
-    fn records(&self) -> impl Iterator<Item = (&String, Option<&Entry>)> {
-        self.0.iter().map(|(k, e)| (*k, e.as_ref()))
+    fn records(&self) -> impl Iterator<Item = (&String, Option<Cow<'_, Entry>>)> {
+        self.0.iter().map(|(k, r)| (*k, r.entry()))
     }
 
     fn has(&self, key: &str) -> bool {
@@ -772,7 +823,7 @@ impl ChangeSet for Settled<'_> {
 }
 
 fn settle_keep<'a>(
-    records: &mut Vec<(&'a String, Option<Entry>)>,
+    records: &mut Vec<(&'a String, Rec<'a>)>,
     k: &'a Keep,
     outcome: Outcome,
     current: &dyn Fn(&str) -> Option<Entry>,
@@ -780,10 +831,13 @@ fn settle_keep<'a>(
 ) {
     match outcome {
         Outcome::Done => {
-            records.push((&k.to, Some(kept_record(k, current, moment, true))));
+            records.push((&k.to, Rec::own(Some(kept_record(k, current, moment, true)))));
         }
         Outcome::Failed => {
-            records.push((&k.to, Some(kept_record(k, current, moment, false))));
+            records.push((
+                &k.to,
+                Rec::own(Some(kept_record(k, current, moment, false))),
+            ));
         }
         Outcome::Skipped => {}
     }
@@ -794,11 +848,10 @@ fn settle_keep<'a>(
 /// changes what is served, so it is invalidated too; retired and expired files never served
 /// other bytes under their name, so they are not.
 pub fn stale(plan: &Plan, out: &Outcomes) -> Vec<(String, Change)> {
-    let mut map: BTreeMap<String, Change> = plan
-        .pending
-        .iter()
-        .map(|k| (k.clone(), Change::Changed))
-        .collect();
+    // Gathered with borrowed keys and sorted in place: a first deploy of 100,000 files makes
+    // 100,000 of them, and a map beside the list would hold them twice.
+    let mut stale: Vec<(&String, Change)> =
+        plan.pending.iter().map(|k| (k, Change::Changed)).collect();
     for (w, o) in plan.writes.iter().zip(&out.writes) {
         if *o != Outcome::Done {
             continue;
@@ -809,14 +862,15 @@ pub fn stale(plan: &Plan, out: &Outcomes) -> Vec<(String, Change)> {
             },
             _ => Change::Changed,
         };
-        map.insert(w.key.clone(), change);
+        stale.push((&w.key, change));
     }
     for (d, o) in plan.deletes.iter().zip(&out.deletes) {
         if *o == Outcome::Done && d.kind == DeleteKind::Removed {
-            map.insert(d.key.clone(), Change::Deleted);
+            stale.push((&d.key, Change::Deleted));
         }
     }
-    map.into_iter().collect()
+    sort_last_wins(&mut stale);
+    stale.into_iter().map(|(k, c)| (k.clone(), c)).collect()
 }
 
 /// What undoing this plan restores: each site key it may change, with its record before (None:

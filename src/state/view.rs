@@ -4,6 +4,7 @@
 //! fetches bytes and hands them in.
 
 use sha2::{Digest, Sha256};
+use std::borrow::{Borrow, Cow};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
@@ -65,15 +66,16 @@ pub struct View {
 pub type Changes = BTreeMap<String, Option<Entry>>;
 
 /// New records in key order, each key once (`None`: the key is gone): a [`Changes`] map, or a
-/// large deploy's settled state that borrows its keys from the plan.
+/// large deploy's settled state, which borrows its keys from the plan and makes the record of
+/// each write that landed as planned only when it is read.
 pub trait ChangeSet {
-    fn records(&self) -> impl Iterator<Item = (&String, Option<&Entry>)>;
+    fn records(&self) -> impl Iterator<Item = (&String, Option<Cow<'_, Entry>>)>;
     fn has(&self, key: &str) -> bool;
 }
 
 impl ChangeSet for Changes {
-    fn records(&self) -> impl Iterator<Item = (&String, Option<&Entry>)> {
-        self.iter().map(|(k, e)| (k, e.as_ref()))
+    fn records(&self) -> impl Iterator<Item = (&String, Option<Cow<'_, Entry>>)> {
+        self.iter().map(|(k, e)| (k, e.as_ref().map(Cow::Borrowed)))
     }
 
     fn has(&self, key: &str) -> bool {
@@ -322,10 +324,10 @@ impl View {
     fn delta_after(&self, changes: &impl ChangeSet) -> BTreeMap<String, Option<Entry>> {
         let mut delta = self.delta.clone();
         for (key, new) in changes.records() {
-            if self.same_as_base(key, new) {
+            if self.same_as_base(key, new.as_deref()) {
                 delta.remove(key);
             } else {
-                delta.insert(key.clone(), new.cloned());
+                delta.insert(key.clone(), new.map(Cow::into_owned));
             }
         }
         delta
@@ -346,7 +348,7 @@ impl View {
         let kept = self.delta.keys().filter(|k| !changes.has(k)).count();
         let changed = changes
             .records()
-            .filter(|(k, new)| !self.same_as_base(k, *new))
+            .filter(|(k, new)| !self.same_as_base(k, new.as_deref()))
             .count();
         kept + changed
     }
@@ -377,7 +379,7 @@ impl View {
             if let Some(Entry {
                 life: Life::Kept { until },
                 ..
-            }) = new
+            }) = new.as_deref()
             {
                 let c = &mut root.chunks[i];
                 c.kept = Some(c.kept.map_or(*until, |u| u.min(*until)));
@@ -413,8 +415,10 @@ impl View {
         // Streamed twice (to count, then to encode): the records are never gathered.
         let all = || {
             let before = overlay(
-                self.base.iter().map(|(k, e)| (k, Some(e))),
-                self.delta.iter().map(|(k, e)| (k, e.as_ref())),
+                self.base.iter().map(|(k, e)| (k, Some(Cow::Borrowed(e)))),
+                self.delta
+                    .iter()
+                    .map(|(k, e)| (k, e.as_ref().map(Cow::Borrowed))),
             );
             overlay(before, changes.records()).filter_map(|(k, e)| e.map(|e| (k, e)))
         };
@@ -457,10 +461,10 @@ fn merge<'a>(
 
 /// Two key-ordered runs of records as one, in key order; where both hold a key, `top`'s record
 /// wins (`None`: gone). Streams: a large deploy's records are never gathered twice.
-fn overlay<'a>(
-    under: impl Iterator<Item = (&'a String, Option<&'a Entry>)>,
-    top: impl Iterator<Item = (&'a String, Option<&'a Entry>)>,
-) -> impl Iterator<Item = (&'a String, Option<&'a Entry>)> {
+fn overlay<'a, E>(
+    under: impl Iterator<Item = (&'a String, Option<E>)>,
+    top: impl Iterator<Item = (&'a String, Option<E>)>,
+) -> impl Iterator<Item = (&'a String, Option<E>)> {
     let (mut under, mut top) = (under.peekable(), top.peekable());
     std::iter::from_fn(move || match (under.peek(), top.peek()) {
         (Some((u, _)), Some((t, _))) => match u.cmp(t) {
@@ -512,7 +516,7 @@ pub fn chunk_size(n: usize) -> usize {
 pub fn build_base<'a>(
     layout: &Layout,
     count: usize,
-    records: impl Iterator<Item = (&'a String, &'a Entry)>,
+    records: impl Iterator<Item = (&'a String, impl Borrow<Entry>)>,
     extras: &[Vec<u8>],
 ) -> NewBase {
     let size = chunk_size(count);
@@ -520,12 +524,12 @@ pub fn build_base<'a>(
     let mut chunks = Vec::new();
     let mut records = records.peekable();
     while records.peek().is_some() {
-        let group: Vec<(&String, &Entry)> = records.by_ref().take(size).collect();
+        let group: Vec<(&String, _)> = records.by_ref().take(size).collect();
         let mut table = HeaderTable::default();
         let doc = ChunkDoc {
             entries: group
                 .iter()
-                .map(|(k, e)| ((*k).clone(), table.doc(e)))
+                .map(|(k, e)| ((*k).clone(), table.doc(e.borrow())))
                 .collect(),
             headers: Vec::new(),
         };
@@ -544,7 +548,7 @@ pub fn build_base<'a>(
             kept: None,
             left: 0,
         };
-        summarize(&mut c, group.iter().map(|(k, e)| (*k, *e)));
+        summarize(&mut c, group.iter().map(|(k, e)| (*k, e.borrow())));
         bytes.extend_from_slice(&member);
         chunks.push(c);
     }
