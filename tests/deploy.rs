@@ -4,7 +4,6 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
 
 use std::collections::BTreeMap;
 
@@ -12,10 +11,9 @@ use cdn_deploy::state::entry::Entry;
 use cdn_deploy::state::format::RootDoc;
 use sha2::{Digest, Sha256};
 use support::{
-    assert_exit, cli, copy_fixture, deploy, hash_of, manifest_at, moto, new_bucket, output_text,
-    rt, FaultProxy, Request,
+    assert_exit, build_files, cli, copy_fixture, deploy, hash_of, manifest_at, moto, new_bucket,
+    output_text, rt, FaultProxy, Request,
 };
-use walkdir::WalkDir;
 
 const MANIFEST: &str = ".cdn-deploy/manifest.json";
 
@@ -25,26 +23,6 @@ fn keys(bucket: &str) -> Vec<String> {
 
 fn manifest(bucket: &str) -> (RootDoc, BTreeMap<String, Entry>) {
     manifest_at(bucket, "")
-}
-
-/// Relative paths (with '/') and bytes of every file the site deploys.
-fn site_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = WalkDir::new(dir)
-        .into_iter()
-        .map(|e| e.expect("walk"))
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            let rel = e.path().strip_prefix(dir).expect("inside");
-            let rel = rel
-                .components()
-                .map(|c| c.as_os_str().to_str().expect("utf-8 fixture name"))
-                .collect::<Vec<_>>()
-                .join("/");
-            (rel, fs::read(e.path()).expect("read"))
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 fn sha(bytes: &[u8]) -> String {
@@ -79,11 +57,11 @@ fn first_deploy_lands_every_file_byte_for_byte_with_headers() {
         output_text(&out)
     );
 
-    let files = site_files(site.path());
+    let files = build_files(site.path());
     let mut want: Vec<String> = files
-        .iter()
-        .map(|(rel, _)| rel.clone())
+        .keys()
         .filter(|rel| !rel.starts_with('.') || rel.starts_with(".well-known/"))
+        .cloned()
         .collect();
     want.push(MANIFEST.into());
     want.sort();
@@ -153,7 +131,7 @@ fn unchanged_rebuild_makes_exactly_one_request() {
 
     // A rebuild rewrites every file with the same bytes and new mtimes.
     std::thread::sleep(std::time::Duration::from_millis(20));
-    for (rel, bytes) in site_files(site.path()) {
+    for (rel, bytes) in build_files(site.path()) {
         fs::write(site.path().join(&rel), bytes).expect("rewrite");
     }
     let mark = moto().mark();
@@ -256,7 +234,7 @@ fn next_build_uploads_assets_before_html_and_deletes_last() {
     assert_eq!(delete, writes.len() - 1, "deletes come last: {writes:#?}");
     assert_eq!(writes.len(), 9, "8 uploads and 1 delete batch: {writes:#?}");
     // The old entry chunk is retired, not deleted: open tabs still load it.
-    let mut want: Vec<String> = site_files(v2.path()).into_iter().map(|(k, _)| k).collect();
+    let mut want: Vec<String> = build_files(v2.path()).into_keys().collect();
     want.extend([
         "assets/index-BX7a9_kq.js".to_string(),
         "assets/index-BX7a9_kq.js.map".into(),
