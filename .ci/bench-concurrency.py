@@ -119,7 +119,7 @@ from email.utils import formatdate
 from pathlib import Path
 
 import benchlib
-from benchlib import die, load1, proc_cpu, s5cmd_binary, say
+from benchlib import die, find_tool, load1, proc_cpu, s5cmd_binary, say
 from xml.sax.saxutils import escape
 
 
@@ -688,16 +688,6 @@ def make_site(n):
     return site
 
 
-def find_tool(name, env_var, fallback):
-    given = os.environ.get(env_var)
-    if given:
-        path = shutil.which(given)
-        if not path:
-            die(f"{env_var}={given} is not an executable file")
-        return path
-    return shutil.which(name) or (fallback if os.access(fallback, os.X_OK) else None)
-
-
 def clean_env(endpoint):
     foreign = ("AWS_", "CDN_DEPLOY_", "GITHUB_", "CI_", "BUILDKITE", "RUNNER_")
     env = {k: v for k, v in os.environ.items()
@@ -769,11 +759,11 @@ class Sweep:
             die(f"BENCH_PEERS: unknown peer(s) {', '.join(sorted(unknown))}")
         self.s5cmd = self.aws = None
         if any(p.startswith("s5cmd") for p in self.peers):
-            self.s5cmd = s5cmd_binary(find_tool("s5cmd", "S5CMD", "target/bench-venv/bin/s5cmd"))
+            self.s5cmd = s5cmd_binary(find_tool("s5cmd", "S5CMD"))
             if not self.s5cmd:
                 die("s5cmd not found: set S5CMD, or BENCH_PEERS without it")
         if "aws" in self.peers:
-            self.aws = find_tool("aws", "AWS", "target/bench-venv/bin/aws")
+            self.aws = find_tool("aws", "AWS")
             if not self.aws:
                 die("aws not found: set AWS, or BENCH_PEERS without it")
         self.results = []

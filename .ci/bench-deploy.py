@@ -106,7 +106,7 @@ from collections import Counter
 from pathlib import Path
 
 import benchlib
-from benchlib import (ALNUM, MIB, depth, die, env_int, hash_token, http, human,
+from benchlib import (ALNUM, MIB, depth, die, env_int, find_tool, hash_token, http, human,
                       proxy_rtt, read_log, s5cmd_binary, say, start_moto, start_proxy,
                       source, stop_children, stop_children_on_signals)
 
@@ -139,13 +139,7 @@ INSTALL_PEERS = (
 
 
 def resolve(name, env_var):
-    given = os.environ.get(env_var)
-    if given:
-        path = shutil.which(given)
-        if not path:
-            die(f"{env_var}={given} is not an executable file; {INSTALL_PEERS}")
-        return path
-    path = shutil.which(name)
+    path = find_tool(name, env_var, f"; {INSTALL_PEERS}")
     if not path:
         die(f"`{name}` is not on PATH and {env_var} is not set; {INSTALL_PEERS}")
     return path

