@@ -560,7 +560,7 @@ async fn settle_planned<B: Bucket>(
 fn corrections(
     actual: &Settled,
     planned: &Settled,
-    current: &dyn Fn(&str) -> Option<crate::state::entry::Entry>,
+    current: &dyn Fn(&str) -> Option<Entry>,
 ) -> Changes {
     let mut out = Changes::new();
     for (key, p) in planned.iter() {

@@ -326,7 +326,6 @@ fn is_ambiguous(e: &BucketError) -> bool {
     )
 }
 
-/// The error for a lock another deploy holds, with its age.
 /// Whether another live run holds the lock recorded in `view` (its expiry not passed).
 pub fn held_by_other(view: &crate::state::view::View) -> bool {
     view.root.lock.as_ref().is_some_and(|l| {
@@ -334,6 +333,7 @@ pub fn held_by_other(view: &crate::state::view::View) -> bool {
     })
 }
 
+/// The error for a lock another deploy holds, with its age.
 pub fn locked(bucket: &str, key: &str, lock: &LockDoc) -> Error {
     let now = OffsetDateTime::now_utc();
     let age = crate::clock::parse(&lock.started)
