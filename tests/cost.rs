@@ -183,3 +183,52 @@ fn a_version_1_manifest_is_read_and_migrated_without_uploading_again() {
     let requests = moto().requests_since(mark, &bucket);
     assert_eq!(requests.len(), 1, "{requests:#?} {}", output_text(&out));
 }
+
+/// A base no kept deploy refers to any more is deleted by the next deploy (not by the one that
+/// replaced it, whose readers may still be reading it), and then nothing is left to do.
+#[test]
+fn a_replaced_base_is_deleted_by_the_next_deploy_and_then_nothing_is_left() {
+    let bucket = new_bucket("garbage");
+    let site = big_site(300);
+    let keep_one = ["--keep-deploys", "1"];
+    assert_exit(&deploy(&bucket, site.path(), &keep_one), 0);
+    let (first, _) = manifest_at(&bucket, "");
+    let old_base = first.base.expect("300 records live in a base").key;
+
+    // Every page changes: a new base replaces the old one.
+    for entry in walkdir::WalkDir::new(site.path()) {
+        let entry = entry.expect("walk");
+        if entry.file_type().is_file() {
+            let mut text = fs::read_to_string(entry.path()).expect("read");
+            text.push_str("<p>edited</p>\n");
+            fs::write(entry.path(), text).expect("write");
+        }
+    }
+    assert_exit(&deploy(&bucket, site.path(), &keep_one), 0);
+    let (second, _) = manifest_at(&bucket, "");
+    assert_ne!(second.base.as_ref().map(|b| &b.key), Some(&old_base));
+    assert_eq!(second.garbage, std::slice::from_ref(&old_base));
+    let keys = rt().block_on(moto().list_keys(&bucket));
+    assert!(keys.contains(&old_base), "still there for its readers");
+
+    let mark = moto().mark();
+    assert_exit(&deploy(&bucket, site.path(), &keep_one), 0);
+    let requests = moto().requests_since(mark, &bucket);
+    assert_eq!(
+        manifest_requests(&requests),
+        ["GET root 200", "PUT root 200", "PUT root 200"],
+        "{requests:#?}"
+    );
+    let deletes: Vec<&Request> = requests.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(deletes.len(), 1, "{requests:#?}");
+    let after = rt().block_on(moto().list_keys(&bucket));
+    let gone: Vec<&String> = keys.iter().filter(|k| !after.contains(k)).collect();
+    assert_eq!(gone, [&old_base]);
+    let (third, _) = manifest_at(&bucket, "");
+    assert!(third.garbage.is_empty(), "{:?}", third.garbage);
+
+    let mark = moto().mark();
+    assert_exit(&deploy(&bucket, site.path(), &keep_one), 0);
+    let requests = moto().requests_since(mark, &bucket);
+    assert_eq!(requests.len(), 1, "nothing left to do: {requests:#?}");
+}
