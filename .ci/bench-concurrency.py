@@ -26,8 +26,10 @@ The sink (`bench-concurrency.py sink --port P --rtt-ms 30`)
     `If-None-Match` with the current ETag answers 304); any other key answers 404 NoSuchKey
     (its body was not kept). HEAD object: 200 with size and ETag for any stored key, else 404.
   * Also, minimally: HEAD/PUT bucket (200), GET ?location, ListObjectsV2 of the stored keys,
-    ListMultipartUploads (always empty), DeleteObject, DeleteObjects. Anything else (multipart
-    uploads, copies, ...) answers 501 NotImplemented and is counted as unsupported.
+    ListMultipartUploads (always empty), DeleteObject, DeleteObjects, and multipart uploads
+    (create, parts counted by size and MD5 only, complete, abort), so a large file can be part
+    of a client-bound measurement. Anything else (copies, ...) answers 501 NotImplemented and is
+    counted as unsupported.
   * It counts requests (by operation and status), new connections, body bytes, the peak number
     of requests in flight (headers read, answer not yet written), and which framings the
     clients used. `GET /__bench/stats` returns those counters as JSON and `POST /__bench/reset`
@@ -160,6 +162,7 @@ class Sink:
         self.connect = connect_ms / 1000.0
         self.hosts = host_names  # host names that mean path-style (no bucket in the Host)
         self.buckets = {}  # bucket -> {key: Obj}
+        self.uploads = {}  # upload id -> (bucket, key, headers, {part number: (size, md5)})
         self.reset()
         self.total_requests = 0
         self.total_peak = 0
@@ -328,8 +331,10 @@ class Sink:
             return self.unsupported_op("ListBuckets")
         if key:
             if method == "PUT":
+                if "uploadId" in q and "partNumber" in q and "x-amz-copy-source" not in headers:
+                    return self.upload_part(q, body)
                 if "uploadId" in q or "partNumber" in q:
-                    return self.unsupported_op("UploadPart")
+                    return self.unsupported_op("UploadPartCopy")
                 if "x-amz-copy-source" in headers:
                     return self.unsupported_op("CopyObject")
                 if q:
@@ -343,8 +348,14 @@ class Sink:
                 self.ops["DeleteObject"] += 1
                 objs.pop(key, None)
                 return 204, {}, b""
-            if method == "POST":
-                return self.unsupported_op("CreateMultipartUpload/Complete")
+            if method == "DELETE" and "uploadId" in q:
+                self.ops["AbortMultipartUpload"] += 1
+                self.uploads.pop(q["uploadId"][0], None)
+                return 204, {}, b""
+            if method == "POST" and "uploads" in q:
+                return self.create_upload(bucket, key, headers)
+            if method == "POST" and "uploadId" in q:
+                return self.complete_upload(objs, q)
             return self.unsupported_op(f"{method}Object")
         # Bucket operations.
         if method == "HEAD":
@@ -403,6 +414,41 @@ class Sink:
         if not state:
             self.site_puts[key] += 1
         return 200, {"ETag": etag}, b""
+
+    def create_upload(self, bucket, key, headers):
+        self.ops["CreateMultipartUpload"] += 1
+        self.seq += 1
+        upload = f"upload-{self.seq}"
+        kept = {k: v for k, v in headers.items() if k in KEPT_HEADERS or k.startswith("x-amz-meta-")}
+        kept.setdefault("content-type", "binary/octet-stream")
+        self.uploads[upload] = (bucket, key, kept, {})
+        return xml(200, f"<InitiateMultipartUploadResult><Bucket>{escape(bucket)}</Bucket>"
+                        f"<Key>{escape(key)}</Key><UploadId>{upload}</UploadId>"
+                        "</InitiateMultipartUploadResult>")
+
+    def upload_part(self, q, body):
+        self.ops["UploadPart"] += 1
+        up = self.uploads.get(q["uploadId"][0])
+        if up is None:
+            return error(404, "NoSuchUpload", "The specified upload does not exist.")
+        md5 = hashlib.md5(body).hexdigest()
+        up[3][int(q["partNumber"][0])] = (len(body), md5)
+        return 200, {"ETag": f'"{md5}"'}, b""
+
+    def complete_upload(self, objs, q):
+        self.ops["CompleteMultipartUpload"] += 1
+        up = self.uploads.pop(q["uploadId"][0], None)
+        if up is None:
+            return error(404, "NoSuchUpload", "The specified upload does not exist.")
+        bucket, key, kept, parts = up
+        digest = hashlib.md5(b"".join(bytes.fromhex(m) for _, m in
+                                      (parts[n] for n in sorted(parts)))).hexdigest()
+        etag = f'"{digest}-{len(parts)}"'
+        objs[key] = Obj(sum(s for s, _ in parts.values()), etag, kept, None, time.time())
+        self.site_puts[key] += 1
+        return xml(200, f"<CompleteMultipartUploadResult><Bucket>{escape(bucket)}</Bucket>"
+                        f"<Key>{escape(key)}</Key><ETag>{escape(etag)}</ETag>"
+                        "</CompleteMultipartUploadResult>")
 
     def get(self, method, objs, key, headers):
         self.ops["HeadObject" if method == "HEAD" else "GetObject"] += 1
