@@ -17,7 +17,7 @@ use cdn_deploy::cloud::s3::S3Bucket;
 use cdn_deploy::decide::plan::{Reason, Source, Write};
 use cdn_deploy::local::headers::{is_html, REVALIDATE};
 use cdn_deploy::local::rules::{HeaderRule, Rules};
-use cdn_deploy::local::scan::MULTIPART_THRESHOLD;
+use cdn_deploy::local::scan::{InBuild, MULTIPART_THRESHOLD};
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 use support::{moto, new_bucket, rt, HeadInfo};
@@ -42,8 +42,8 @@ fn upload_for(dir: &Path, rel: &str, rules: &Rules) -> Write {
     let path = dir.join(rel);
     let bytes = fs::read(&path).expect("read the file");
     Write {
-        key: rel.to_string(),
-        source: Source::File(path.into()),
+        key: rel.into(),
+        source: Source::File(InBuild::new(dir, 0)),
         size: bytes.len() as u64,
         sha256: Sha256::digest(&bytes).into(),
         parts: None,
@@ -325,13 +325,13 @@ fn large_files_are_compressed_through_a_temporary_file() {
     // A change after hashing is caught on this path too, and nothing is left behind.
     let mut edited = small.clone();
     edited.push(b'\n');
-    write(dir.path(), "small.js", &edited);
-    let stale = Write {
-        key: "stale.js".into(),
-        ..upload_for(dir.path(), "small.js", &rules)
-    };
-    write(dir.path(), "small.js", &small);
-    assert!(matches!(put(&s3, &stale), Err(BucketError::File(_))));
+    write(dir.path(), "stale.js", &edited);
+    let stale = upload_for(dir.path(), "stale.js", &rules);
+    write(dir.path(), "stale.js", &small);
+    assert!(
+        matches!(put(&s3, &stale), Err(BucketError::File(m)) if m.contains("changed")),
+        "the change after hashing is named"
+    );
     assert_eq!(rt().block_on(moto().try_get(&bucket, "stale.js")), None);
     assert_eq!(temp_leftovers(), Vec::<String>::new());
 }

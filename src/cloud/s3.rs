@@ -28,7 +28,7 @@ use crate::cloud::bucket::{Bucket, BucketError, Fetch, Precondition, Unfinished}
 use crate::cloud::errors::{one_line, sdk_error_text};
 use crate::decide::plan::{Keep, Source, Write};
 use crate::local::headers::Headers;
-use crate::local::scan::{MULTIPART_THRESHOLD, PART_SIZE};
+use crate::local::scan::{PartSums, MULTIPART_THRESHOLD, PART_SIZE};
 
 /// Files to gzip up to this size are compressed into memory, larger ones into a temporary
 /// file: with at most one compressed body per upload in flight, memory stays under
@@ -203,7 +203,7 @@ impl S3Bucket {
             .client
             .put_object()
             .bucket(&self.bucket)
-            .key(&upload.key)
+            .key(&*upload.key)
             .body(body)
             .content_length(size_i64(size))
             .checksum_sha256(b64(sha256));
@@ -228,7 +228,7 @@ impl S3Bucket {
         progress: &(dyn Fn(u64) + Send + Sync),
         cancel: &Cancel,
     ) -> Result<Option<String>, BucketError> {
-        let parts: Arc<[[u8; 32]]> = match &upload.parts {
+        let parts: PartSums = match &upload.parts {
             Some(p) if p.len() as u64 == upload.size.div_ceil(PART_SIZE).max(1) => Arc::clone(p),
             // Not hashed by parts while scanning (a compressed temporary file): hash them now.
             _ => {
@@ -240,7 +240,7 @@ impl S3Bucket {
                 if hashed.whole != upload.sha256 || hashed.size != upload.size {
                     return Err(changed(path));
                 }
-                hashed.sha256.into()
+                Arc::new(hashed.sha256)
             }
         };
         if cancel.is_cancelled() {
@@ -250,7 +250,7 @@ impl S3Bucket {
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
-            .key(&upload.key)
+            .key(&*upload.key)
             .checksum_algorithm(ChecksumAlgorithm::Sha256);
         let created = apply_headers!(create, &upload.headers)
             .send()
@@ -282,7 +282,7 @@ impl S3Bucket {
                         .client
                         .upload_part()
                         .bucket(&self.bucket)
-                        .key(&upload.key)
+                        .key(&*upload.key)
                         .upload_id(upload_id)
                         .part_number(number)
                         .content_length(size_i64(len))
@@ -319,7 +319,7 @@ impl S3Bucket {
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
-            .key(&upload.key)
+            .key(&*upload.key)
             .upload_id(&upload_id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
@@ -367,7 +367,7 @@ impl S3Bucket {
             .client
             .copy_object()
             .bucket(&self.bucket)
-            .key(&write.key)
+            .key(&*write.key)
             .copy_source(self.copy_source(from, version))
             .metadata_directive(MetadataDirective::Replace);
         let out = apply_headers!(req, &write.headers)
@@ -523,13 +523,18 @@ impl Bucket for S3Bucket {
         cancel: &Cancel,
     ) -> Result<Option<String>, BucketError> {
         match &write.source {
-            Source::File(path) if write.headers.gzip => {
-                self.put_gzip(write, path, progress, cancel).await
+            Source::File(at) if write.headers.gzip => {
+                self.put_gzip(write, &at.path(&write.key), progress, cancel)
+                    .await
             }
-            Source::File(path) if write.size > MULTIPART_THRESHOLD => {
-                self.put_multipart(write, path, progress, cancel).await
+            Source::File(at) if write.size > MULTIPART_THRESHOLD => {
+                self.put_multipart(write, &at.path(&write.key), progress, cancel)
+                    .await
             }
-            Source::File(path) => self.put_file(write, path, progress, cancel).await,
+            Source::File(at) => {
+                self.put_file(write, &at.path(&write.key), progress, cancel)
+                    .await
+            }
             Source::Restyle => self.copy(write, &write.key, None, cancel).await,
             Source::Copy(c) => {
                 self.copy(write, &c.from, c.version.as_deref(), cancel)

@@ -341,17 +341,13 @@ fn check_links(
     let sources: Vec<Page> = plan
         .writes
         .iter()
-        .filter_map(|w| match &w.source {
-            crate::decide::plan::Source::File(path) => Some((w, path)),
-            _ => None,
-        })
-        .filter_map(|(w, path)| {
+        .filter(|w| matches!(w.source, crate::decide::plan::Source::File(_)))
+        .filter_map(|w| {
             let rel = w.key.strip_prefix(prefix.as_str()).unwrap_or(&w.key);
-            let lower = rel.to_ascii_lowercase();
-            let css = lower.ends_with(".css");
-            (css || w.html).then(|| Page {
-                rel: rel.to_string(),
-                path: path.clone(),
+            let css = crate::local::headers::is_css(rel);
+            (css || w.html).then_some(Page {
+                root: &settings.dir,
+                rel,
                 css,
             })
         })
@@ -361,14 +357,13 @@ fn check_links(
     }
     // What the bucket serves after this deploy: the build, and every known file it does not
     // delete (retired chunks, files left in place).
-    let mut exists: std::collections::HashSet<String> =
-        local.iter().map(|l| l.file.rel().to_string()).collect();
+    let mut exists: std::collections::HashSet<&str> = local.iter().map(|l| l.file.rel()).collect();
     let deleted: std::collections::HashSet<&str> =
         plan.deletes.iter().map(|d| d.key.as_str()).collect();
     for (key, _) in view.known() {
         if !view.layout.is_reserved(key) && !deleted.contains(key.as_str()) {
             if let Some(rel) = key.strip_prefix(prefix.as_str()) {
-                exists.insert(rel.to_string());
+                exists.insert(rel);
             }
         }
     }
@@ -575,21 +570,20 @@ async fn legacy_lock<B: Bucket>(
 
 /// Site keys that stay as they are, so the invalidation planner can count what a wildcard
 /// would evict: every file of the build not written, and what stays served though not in it.
-pub fn unchanged_keys(local: &[Local], plan: &Plan, view: &View) -> Vec<String> {
-    let written: BTreeSet<&str> = plan.writes.iter().map(|w| w.key.as_str()).collect();
-    let mut out: Vec<String> = local
+pub fn unchanged_keys<'a>(local: &'a [Local], plan: &Plan, view: &'a View) -> Vec<&'a str> {
+    let written: BTreeSet<&str> = plan.writes.iter().map(|w| &*w.key).collect();
+    let mut out: Vec<&str> = local
         .iter()
-        .map(|l| l.file.key.as_str())
+        .map(|l| &*l.file.key)
         .filter(|k| !written.contains(k))
-        .map(str::to_string)
         .collect();
     let deleted: BTreeSet<&str> = plan.deletes.iter().map(|d| d.key.as_str()).collect();
     for (k, e) in view.known() {
         if !e.is_live() && !view.layout.is_reserved(k) && !deleted.contains(k.as_str()) {
-            out.push(k.clone());
+            out.push(k.as_str());
         }
     }
-    out.sort();
+    out.sort_unstable();
     out.dedup();
     out
 }
@@ -709,12 +703,7 @@ fn target(settings: &Settings, servings: &[Serving]) -> Result<Target, Error> {
 }
 
 /// The batches a dry run would send: exact, since the invalidations in flight are read.
-async fn preview<C: Cdn>(
-    cdn: &C,
-    job: &Job,
-    plan: &Plan,
-    unchanged: &[String],
-) -> Vec<Invalidated> {
+async fn preview<C: Cdn>(cdn: &C, job: &Job, plan: &Plan, unchanged: &[&str]) -> Vec<Invalidated> {
     let stale = plan::stale(plan, &Outcomes::all_done(plan));
     let mut out = Vec::new();
     for target in &job.distributions {
@@ -783,7 +772,7 @@ fn check_reserved(target: &Target, files: &[Local]) -> Result<(), Error> {
     match files.iter().find(|l| target.layout.is_reserved(&l.file.key)) {
         Some(l) => Err(Error::Usage(format!(
             "{} would be uploaded to s3://{}/{}, where the deploy keeps its manifest: pass another --manifest-key, or --exclude it",
-            l.file.path.display(),
+            l.file.path().display(),
             target.bucket,
             l.file.key
         ))),

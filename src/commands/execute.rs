@@ -212,7 +212,7 @@ pub async fn execute<B: Bucket, C: Cdn>(
     view: &View,
     plan: Plan,
     moment: Moment,
-    unchanged: &[String],
+    unchanged: &[&str],
     lease: &Lease<'_, B>,
     progress: &dyn Progress,
     cancel: &Cancel,
@@ -228,9 +228,9 @@ pub async fn execute<B: Bucket, C: Cdn>(
     let mut planned = None;
     let mut reverse = Changes::new();
     let mut intent_root = if large {
-        let keys: BTreeSet<&String> = plan::reverse_keys(&plan, &job.layout).collect();
+        let keys: BTreeSet<&str> = plan::reverse_keys(&plan, &job.layout).collect();
         let records: Vec<(&str, Option<&Entry>)> =
-            keys.iter().map(|k| (k.as_str(), view.current(k))).collect();
+            keys.iter().map(|k| (*k, view.current(k))).collect();
         let part = history::records_part_bytes(&records);
         let reverse_keys = records.len() as u64;
         drop((records, keys));
@@ -319,7 +319,7 @@ async fn locked<B: Bucket, C: Cdn>(
     view: &View,
     plan: Plan,
     moment: Moment,
-    unchanged: &[String],
+    unchanged: &[&str],
     planned: Option<Planned>,
     reverse: Changes,
     lease: &Lease<'_, B>,
@@ -364,7 +364,12 @@ async fn locked<B: Bucket, C: Cdn>(
         done.outcomes.bookkeeping = true;
     }
 
-    let stale = plan::stale(&plan, &done.outcomes);
+    // Only a distribution needs them; a first deploy has as many as it has files.
+    let stale = if job.distributions.is_empty() {
+        Vec::new()
+    } else {
+        plan::stale(&plan, &done.outcomes)
+    };
     if !job.distributions.is_empty() {
         for (target, flight) in job.distributions.iter().zip(flights) {
             let result =
@@ -467,7 +472,7 @@ async fn locked<B: Bucket, C: Cdn>(
     root.pending_invalidation = if job.distributions.is_empty() {
         view.root.pending_invalidation.clone()
     } else if done.invalidation_failed() {
-        stale.into_iter().map(|(k, _)| k).collect()
+        stale.into_iter().map(|(k, _)| k.to_string()).collect()
     } else {
         Default::default()
     };
@@ -567,11 +572,11 @@ fn corrections(
         match actual.get(key) {
             Some(a) if a == p => {}
             Some(a) => {
-                out.insert(key.clone(), a.map(std::borrow::Cow::into_owned));
+                out.insert(key.to_string(), a.map(std::borrow::Cow::into_owned));
             }
             // Not attempted: the record stays what it was before the deploy.
             None => {
-                out.insert(key.clone(), current(key));
+                out.insert(key.to_string(), current(key));
             }
         }
     }
@@ -707,14 +712,14 @@ async fn run_steps<B: Bucket>(
                     Step::Write { i, keep, write } => {
                         let w = &plan.writes[i];
                         (
-                            &w.key,
+                            &*w.key,
                             w.keep.as_deref().filter(|_| keep),
                             write.then_some(w),
                         )
                     }
                     Step::DeleteKeep(j) => {
                         let d = &plan.deletes[j];
-                        (&d.key, d.keep.as_deref(), None)
+                        (d.key.as_str(), d.keep.as_deref(), None)
                     }
                 };
                 if let Some(k) = keep {
@@ -786,16 +791,16 @@ async fn run_steps<B: Bucket>(
                 if r.keep.is_some() {
                     done.outcomes.keeps[i] = r.keep;
                 }
-                &w.key
+                &*w.key
             }
             Step::DeleteKeep(j) => {
                 done.outcomes.delete_keeps[j] = r.keep;
-                &plan.deletes[j].key
+                plan.deletes[j].key.as_str()
             }
         };
         if let Some(error) = r.error {
             done.failures.push(Failure {
-                key: key.clone(),
+                key: key.to_string(),
                 error,
             });
         }
@@ -883,8 +888,8 @@ async fn abort_leftovers<B: Bucket>(
 pub fn batch(
     target: &Serving,
     job: &Job,
-    stale: &[(String, Change)],
-    unchanged: &[String],
+    stale: &[(&str, Change)],
+    unchanged: &[&str],
     in_flight: InFlight,
 ) -> Result<Option<Batch>, InvalidationError> {
     let dist = invalidation::Distribution {
@@ -922,8 +927,8 @@ async fn invalidate<C: Cdn>(
     cdn: &C,
     target: &Serving,
     job: &Job,
-    stale: &[(String, Change)],
-    unchanged: &[String],
+    stale: &[(&str, Change)],
+    unchanged: &[&str],
     prefetched: Result<InFlight, CdnError>,
     progress: &dyn Progress,
 ) -> Invalidated {

@@ -215,11 +215,11 @@ pub async fn rollback(settings: &Settings, to: Option<&str>) -> Result<u8, Error
 }
 
 /// Live site keys the rollback leaves as they are.
-fn unchanged(view: &View, plan: &crate::decide::plan::Plan) -> Vec<String> {
+fn unchanged<'v>(view: &'v View, plan: &crate::decide::plan::Plan) -> Vec<&'v str> {
     let touched: std::collections::BTreeSet<&str> = plan
         .writes
         .iter()
-        .map(|w| w.key.as_str())
+        .map(|w| &*w.key)
         .chain(plan.deletes.iter().map(|d| d.key.as_str()))
         .collect();
     view.known()
@@ -229,6 +229,6 @@ fn unchanged(view: &View, plan: &crate::decide::plan::Plan) -> Vec<String> {
                 && !touched.contains(k.as_str())
                 && !matches!(e.life, crate::state::entry::Life::Kept { .. })
         })
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| k.as_str())
         .collect()
 }

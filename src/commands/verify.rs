@@ -292,7 +292,7 @@ pub async fn after_deploy(
     for (w, o) in done.plan.writes.iter().zip(&done.outcomes.writes) {
         if *o == Outcome::Done {
             let e = Entry::live(w.sha256, w.size, Arc::clone(&w.headers));
-            keys.push((w.key.clone(), Some(e)));
+            keys.push((w.key.to_string(), Some(e)));
         }
     }
     for (d, o) in done.plan.deletes.iter().zip(&done.outcomes.deletes) {

@@ -48,11 +48,13 @@ pub struct InFlight {
     pub wildcards: usize,
 }
 
-pub struct Input<'a> {
+/// `K` is any string: a deploy passes keys borrowed from its plan and its build list (a first
+/// deploy of 100,000 files has 100,000 changes, which need not be copied).
+pub struct Input<'a, K: AsRef<str> = String> {
     /// Full S3 keys (the deploy prefix included).
-    pub changes: &'a [(String, Change)],
+    pub changes: &'a [(K, Change)],
     /// Full S3 keys of objects that stay as they are (to count evictions).
-    pub unchanged: &'a [String],
+    pub unchanged: &'a [K],
     /// Budget: collapse only when the exact paths exceed it.
     pub max_paths: usize,
     pub in_flight: InFlight,
@@ -93,7 +95,10 @@ struct Limits {
 
 /// None when nothing needs invalidating (e.g. only new immutable files, or no key under the
 /// origin path).
-pub fn plan(dist: &Distribution, input: &Input) -> Result<Option<Batch>, InvalidationError> {
+pub fn plan<K: AsRef<str>>(
+    dist: &Distribution,
+    input: &Input<K>,
+) -> Result<Option<Batch>, InvalidationError> {
     let room = Limits {
         wildcards: MAX_WILDCARDS.saturating_sub(input.in_flight.wildcards),
         files: MAX_FILE_PATHS.saturating_sub(input.in_flight.files),
@@ -103,7 +108,7 @@ pub fn plan(dist: &Distribution, input: &Input) -> Result<Option<Batch>, Invalid
     if required.is_empty() {
         return Ok(None);
     }
-    let changed: HashSet<&str> = input.changes.iter().map(|(k, _)| k.as_str()).collect();
+    let changed: HashSet<&str> = input.changes.iter().map(|(k, _)| k.as_ref()).collect();
     let objects = unchanged_objects(dist, input.unchanged, &changed);
     let wildcards = required.iter().filter(|p| p.ends_with('*')).count();
     let files = required.len() - wildcards;
@@ -265,12 +270,12 @@ fn aliases(path: &str) -> Vec<&str> {
 
 /// Rules 1–4: the deduplicated, sorted paths the changes need, without those that a required
 /// wildcard already covers (sending them would only cost money).
-fn required_paths(dist: &Distribution, changes: &[(String, Change)]) -> Vec<String> {
+fn required_paths<K: AsRef<str>>(dist: &Distribution, changes: &[(K, Change)]) -> Vec<String> {
     let mut set = BTreeSet::new();
     for (key, change) in changes {
         // A new immutable file was never requested under its content-hashed name: nothing cached.
         if *change != (Change::New { immutable: true }) {
-            set.extend(url_paths(dist, key));
+            set.extend(url_paths(dist, key.as_ref()));
         }
     }
     let mut bodies: Vec<&str> = set.iter().filter_map(|p| p.strip_suffix('*')).collect();
@@ -311,10 +316,15 @@ struct Object {
 
 /// The unchanged objects served by the distribution, sorted by path; keys that also appear among
 /// the changes are changes, not unchanged objects.
-fn unchanged_objects(dist: &Distribution, keys: &[String], changed: &HashSet<&str>) -> Vec<Object> {
+fn unchanged_objects<K: AsRef<str>>(
+    dist: &Distribution,
+    keys: &[K],
+    changed: &HashSet<&str>,
+) -> Vec<Object> {
     let mut out: Vec<Object> = keys
         .iter()
-        .filter(|k| !changed.contains(k.as_str()))
+        .map(AsRef::as_ref)
+        .filter(|k| !changed.contains(k))
         .filter_map(|k| {
             let rest = below_origin(&dist.origin_path, k)?;
             let mut main = String::with_capacity(rest.len() + 1);

@@ -5,14 +5,13 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::decide::invalidation::Change;
 use crate::local::headers::{is_html, Headers};
-use crate::local::scan::LocalFile;
+use crate::local::scan::{InBuild, Key, LocalFile, PartSums};
 use crate::state::entry::{Entry, Life, Sha};
 use crate::state::layout::Layout;
 use crate::state::view::{ChangeSet, Changes};
@@ -97,8 +96,8 @@ impl Reason {
 /// Where the bytes of a write come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// The build folder (the path shared with the scanned file's).
-    File(Arc<Path>),
+    /// The build folder.
+    File(InBuild),
     /// The object itself, copied onto itself with new headers: nothing is sent.
     Restyle,
     /// Another object in the bucket (a kept copy, or an older version of the key). Boxed: only
@@ -127,12 +126,13 @@ pub struct Keep {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Write {
-    pub key: String,
+    /// Shared with the scanned file's.
+    pub key: Key,
     pub source: Source,
     pub size: u64,
     pub sha256: Sha,
     /// Per-part sha256 of a large file, taken while scanning.
-    pub parts: Option<Arc<[Sha]>>,
+    pub parts: Option<PartSums>,
     pub headers: Arc<Headers>,
     pub reason: Reason,
     pub html: bool,
@@ -272,14 +272,14 @@ pub fn plan(
     let mut present = std::collections::HashSet::new();
     for l in local {
         let f = &l.file;
-        present.insert(f.key.as_str());
+        present.insert(&*f.key);
         if !(known.is_known)(&f.key) {
             // A range whose records match the build exactly: nothing to do there.
             plan.unchanged += 1;
             continue;
         }
         let write = |source, reason, keep| Write {
-            key: f.key.clone(),
+            key: Arc::clone(&f.key),
             source,
             size: f.size,
             sha256: f.sha256,
@@ -289,8 +289,8 @@ pub fn plan(
             html: is_html(f.rel()),
             keep,
         };
-        let file = Source::File(f.path.clone());
-        let w = match records.get(f.key.as_str()) {
+        let file = Source::File(f.at.clone());
+        let w = match records.get(&*f.key) {
             None => Some(write(file, Reason::New, None)),
             Some(e) => {
                 let same_bytes = e.sha256 == Some(f.sha256) && e.size == f.size;
@@ -300,7 +300,7 @@ pub fn plan(
                     (true, true) if e.is_live() && !opts.force => None,
                     (true, true) if e.is_live() => Some(write(file, Reason::Forced, None)),
                     (true, true) => {
-                        plan.revive.push(f.key.clone());
+                        plan.revive.push(f.key.to_string());
                         None
                     }
                     // Same stored bytes, other headers: S3 rewrites the headers in place.
@@ -314,7 +314,7 @@ pub fn plan(
         };
         match w {
             Some(w) => writes.push(w),
-            None if plan.revive.last().is_none_or(|k| *k != f.key) => plan.unchanged += 1,
+            None if plan.revive.last().is_none_or(|k| **k != *f.key) => plan.unchanged += 1,
             None => {}
         }
     }
@@ -463,7 +463,7 @@ fn guard(plan: &Plan, known: &Known, opts: &PlanOptions, local: &[Local]) -> Res
         });
     }
     let root_page = format!("{}index.html", known.layout.prefix);
-    let has_root = local.iter().any(|l| l.file.key == root_page);
+    let has_root = local.iter().any(|l| *l.file.key == *root_page);
     if !has_root
         && site
             .iter()
@@ -498,7 +498,7 @@ pub fn intent(plan: &Plan, current: &dyn Fn(&str) -> Option<Entry>, moment: Mome
             version: None,
             life: Life::Live,
         });
-        out.insert(w.key.clone(), Some(e.unverified()));
+        out.insert(w.key.to_string(), Some(e.unverified()));
         if let Some(k) = &w.keep {
             out.insert(k.to.clone(), Some(kept_record(k, current, moment, false)));
         }
@@ -613,7 +613,7 @@ pub fn settled<'a>(
 ) -> Settled<'a> {
     let keeps = plan.writes.iter().filter(|w| w.keep.is_some()).count()
         + plan.deletes.iter().filter(|d| d.keep.is_some()).count();
-    let mut records: Vec<(&'a String, Rec<'a>)> =
+    let mut records: Vec<(&'a str, Rec<'a>)> =
         Vec::with_capacity(plan.writes.len() + plan.deletes.len() + keeps);
     for (i, w) in plan.writes.iter().enumerate() {
         match out.writes[i] {
@@ -661,9 +661,10 @@ pub fn settled<'a>(
 
     // The few records set after the writes (kept copies still needed, lives changed without a
     // write) override what is there, as inserts into a map would.
-    let mut later: BTreeMap<&'a String, Option<Entry>> = BTreeMap::new();
+    let mut later: BTreeMap<&'a str, Option<Entry>> = BTreeMap::new();
     for key in &plan.bumps {
         let needed = moment.seq.saturating_sub(1);
+        let key = key.as_str();
         let slot = if later.contains_key(key) {
             later.get_mut(key).and_then(Option::as_mut)
         } else {
@@ -686,7 +687,7 @@ pub fn settled<'a>(
         }
     }
     if out.bookkeeping {
-        let mut relife = |key: &'a String, life: Life| {
+        let mut relife = |key: &'a str, life: Life| {
             if let Some(mut e) = current(key) {
                 e.life = life;
                 later.insert(key, Some(e));
@@ -729,10 +730,10 @@ fn landed(w: &Write) -> Entry {
 }
 
 /// Sorts records by key, keeping of each key the one pushed last.
-fn sort_last_wins<T>(records: &mut Vec<(&String, T)>) {
+fn sort_last_wins<T>(records: &mut Vec<(&str, T)>) {
     // Keys are normally unique (a write, a delete or a kept copy each): then an unstable sort,
     // which needs no buffer as large as the records, is exact.
-    let mut keys: Vec<&String> = records.iter().map(|(k, _)| *k).collect();
+    let mut keys: Vec<&str> = records.iter().map(|(k, _)| *k).collect();
     keys.sort_unstable();
     if keys.windows(2).all(|w| w[0] != w[1]) {
         records.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -768,11 +769,11 @@ impl Rec<'_> {
 
 /// A deploy's new records in key order, each key once, keys borrowed from its plan.
 #[derive(Debug)]
-pub struct Settled<'a>(Vec<(&'a String, Rec<'a>)>);
+pub struct Settled<'a>(Vec<(&'a str, Rec<'a>)>);
 
 impl<'a> Settled<'a> {
     fn find(&self, key: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+        self.0.binary_search_by(|(k, _)| (*k).cmp(key))
     }
 
     /// The record of `key`: `None` when the deploy leaves it as it was, `Some(None)` when the
@@ -794,7 +795,7 @@ impl<'a> Settled<'a> {
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&'a String, Option<Cow<'_, Entry>>)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, Option<Cow<'_, Entry>>)> {
         self.0.iter().map(|(k, r)| (*k, r.entry()))
     }
 
@@ -806,14 +807,14 @@ impl<'a> Settled<'a> {
                     Rec::Wrote(w) => Some(landed(w)),
                     Rec::Own(e) => e.map(|b| *b),
                 };
-                (k.clone(), e)
+                (k.to_string(), e)
             })
             .collect()
     }
 }
 
 impl ChangeSet for Settled<'_> {
-    fn records(&self) -> impl Iterator<Item = (&String, Option<Cow<'_, Entry>>)> {
+    fn records(&self) -> impl Iterator<Item = (&str, Option<Cow<'_, Entry>>)> {
         self.0.iter().map(|(k, r)| (*k, r.entry()))
     }
 
@@ -823,7 +824,7 @@ impl ChangeSet for Settled<'_> {
 }
 
 fn settle_keep<'a>(
-    records: &mut Vec<(&'a String, Rec<'a>)>,
+    records: &mut Vec<(&'a str, Rec<'a>)>,
     k: &'a Keep,
     outcome: Outcome,
     current: &dyn Fn(&str) -> Option<Entry>,
@@ -847,11 +848,14 @@ fn settle_keep<'a>(
 /// invalidation planner: what landed, plus what earlier deploys left pending. A header update
 /// changes what is served, so it is invalidated too; retired and expired files never served
 /// other bytes under their name, so they are not.
-pub fn stale(plan: &Plan, out: &Outcomes) -> Vec<(String, Change)> {
-    // Gathered with borrowed keys and sorted in place: a first deploy of 100,000 files makes
-    // 100,000 of them, and a map beside the list would hold them twice.
-    let mut stale: Vec<(&String, Change)> =
-        plan.pending.iter().map(|k| (k, Change::Changed)).collect();
+pub fn stale<'p>(plan: &'p Plan, out: &Outcomes) -> Vec<(&'p str, Change)> {
+    // Borrowed keys, sorted in place: a first deploy of 100,000 files makes 100,000 of them,
+    // which need not be copied, nor held a second time in a map.
+    let mut stale: Vec<(&str, Change)> = plan
+        .pending
+        .iter()
+        .map(|k| (k.as_str(), Change::Changed))
+        .collect();
     for (w, o) in plan.writes.iter().zip(&out.writes) {
         if *o != Outcome::Done {
             continue;
@@ -870,7 +874,7 @@ pub fn stale(plan: &Plan, out: &Outcomes) -> Vec<(String, Change)> {
         }
     }
     sort_last_wins(&mut stale);
-    stale.into_iter().map(|(k, c)| (k.clone(), c)).collect()
+    stale
 }
 
 /// What undoing this plan restores: each site key it may change, with its record before (None:
@@ -878,24 +882,24 @@ pub fn stale(plan: &Plan, out: &Outcomes) -> Vec<(String, Change)> {
 /// the site exactly as it was.
 pub fn reverse(plan: &Plan, layout: &Layout, current: &dyn Fn(&str) -> Option<Entry>) -> Changes {
     reverse_keys(plan, layout)
-        .map(|k| (k.clone(), current(k)))
+        .map(|k| (k.to_string(), current(k)))
         .collect()
 }
 
 /// The keys of [`reverse`], in no particular order and possibly repeated.
-pub fn reverse_keys<'p>(plan: &'p Plan, layout: &'p Layout) -> impl Iterator<Item = &'p String> {
+pub fn reverse_keys<'p>(plan: &'p Plan, layout: &'p Layout) -> impl Iterator<Item = &'p str> {
     plan.writes
         .iter()
-        .map(|w| &w.key)
+        .map(|w| &*w.key)
         .chain(
             plan.deletes
                 .iter()
                 .filter(|d| d.kind != DeleteKind::Garbage)
-                .map(|d| &d.key),
+                .map(|d| d.key.as_str()),
         )
-        .chain(&plan.retire)
-        .chain(&plan.revive)
-        .chain(plan.left.iter().map(|(k, _)| k))
+        .chain(plan.retire.iter().map(String::as_str))
+        .chain(plan.revive.iter().map(String::as_str))
+        .chain(plan.left.iter().map(|(k, _)| k.as_str()))
         .filter(|k| !layout.is_reserved(k))
 }
 
@@ -911,7 +915,8 @@ mod tests {
     fn local(rel: &str, byte: u8, size: u64) -> Local {
         Local {
             file: {
-                let mut f = LocalFile::new(Path::new("/site").join(rel), "", rel, size);
+                let at = InBuild::new(std::path::Path::new("/site"), 0);
+                let mut f = LocalFile::new(&at, "", rel, size);
                 f.sha256 = [byte; 32];
                 f
             },
@@ -956,10 +961,7 @@ mod tests {
     }
 
     fn reasons(p: &Plan) -> Vec<(&str, Reason)> {
-        p.writes
-            .iter()
-            .map(|u| (u.key.as_str(), u.reason))
-            .collect()
+        p.writes.iter().map(|u| (&*u.key, u.reason)).collect()
     }
 
     fn moment() -> Moment {
@@ -1226,7 +1228,7 @@ mod tests {
         ];
         let m = moment();
         let p = f.plan(&files, &PlanOptions::default(), m).expect("plan");
-        let keys: Vec<_> = p.writes.iter().map(|w| w.key.as_str()).collect();
+        let keys: Vec<_> = p.writes.iter().map(|w| &*w.key).collect();
         assert_eq!(
             keys,
             ["changed.css", "failed.css", "new.css", "skipped.html"]
@@ -1286,7 +1288,7 @@ mod tests {
 
         // The borrowed form holds the same records, in key order, each key once.
         let borrowed = settled(&p, &out, &f.current(), m);
-        let keys: Vec<&String> = borrowed.iter().map(|(k, _)| k).collect();
+        let keys: Vec<&str> = borrowed.iter().map(|(k, _)| k).collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
         assert!(borrowed.has("gone.css") && !borrowed.has("skipped.html"));
         assert_eq!(borrowed.into_changes(), next);
@@ -1297,11 +1299,26 @@ mod tests {
         assert!(back.keys().all(|k| !f.layout.is_reserved(k)));
     }
 
+    /// A first deploy of 100,000 files holds one build record and one write per file: their
+    /// size is the tool's memory per file.
+    #[test]
+    fn per_file_records_stay_small() {
+        assert!(
+            std::mem::size_of::<Local>() <= 88,
+            "{}",
+            std::mem::size_of::<Local>()
+        );
+        assert!(
+            std::mem::size_of::<Write>() <= 104,
+            "{}",
+            std::mem::size_of::<Write>()
+        );
+    }
+
     #[test]
     fn of_records_pushed_for_one_key_the_last_wins() {
-        let [a, b, c] = ["a", "b", "c"].map(String::from);
-        let mut records = vec![(&b, 1), (&a, 2), (&b, 3), (&c, 4), (&a, 5), (&b, 6)];
+        let mut records = vec![("b", 1), ("a", 2), ("b", 3), ("c", 4), ("a", 5), ("b", 6)];
         sort_last_wins(&mut records);
-        assert_eq!(records, [(&a, 5), (&b, 6), (&c, 4)]);
+        assert_eq!(records, [("a", 5), ("b", 6), ("c", 4)]);
     }
 }

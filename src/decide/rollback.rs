@@ -112,7 +112,7 @@ pub fn plan(
                 };
                 let keep = now.and_then(|c| keep_for(layout, c, opts));
                 let w = Write {
-                    key: key.clone(),
+                    key: key.as_str().into(),
                     source,
                     size: t.size,
                     sha256: sha,
@@ -203,11 +203,7 @@ mod tests {
         target.insert("dup.txt".into(), Some(live("dup.txt", 9)));
         let p = plan(&target, &current, &layout, &PlanOptions::default()).expect("plan");
 
-        let writes: Vec<(&str, &Source)> = p
-            .writes
-            .iter()
-            .map(|w| (w.key.as_str(), &w.source))
-            .collect();
+        let writes: Vec<(&str, &Source)> = p.writes.iter().map(|w| (&*w.key, &w.source)).collect();
         assert_eq!(
             writes,
             [

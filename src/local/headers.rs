@@ -77,6 +77,10 @@ pub fn is_html(rel: &str) -> bool {
     ext.eq_ignore_ascii_case("html") || ext.eq_ignore_ascii_case("htm")
 }
 
+pub fn is_css(rel: &str) -> bool {
+    extension(file_name(rel)).eq_ignore_ascii_case("css")
+}
+
 /// Content-Type by extension; text types carry `charset=utf-8` because browsers otherwise guess.
 pub fn content_type(rel: &str) -> String {
     let ext = extension(file_name(rel)).to_ascii_lowercase();

@@ -30,29 +30,65 @@ pub struct ScanOptions {
     pub exclude: Vec<String>,
 }
 
+/// An object key shared by the scanned file and the write that uploads it: a first deploy of
+/// 100,000 files holds each once.
+pub type Key = Arc<str>;
+
+/// The sha256 of each upload part of a large file (a thin pointer: most files have none).
+pub type PartSums = Arc<Vec<[u8; 32]>>;
+
+/// Where a file of the build folder lies: the folder, and where the path relative to it starts
+/// in the object key. One is shared by every file of a scan: no path is stored per file, since
+/// a site may have 100,000.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InBuild(Arc<BuildDir>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct BuildDir {
+    root: PathBuf,
+    rel_at: usize,
+}
+
+impl InBuild {
+    /// The files of `root` whose keys start with a prefix of `rel_at` bytes.
+    pub fn new(root: &Path, rel_at: usize) -> InBuild {
+        InBuild(Arc::new(BuildDir {
+            root: root.to_path_buf(),
+            rel_at,
+        }))
+    }
+
+    /// The path relative to the build folder, with '/', of the file with this key.
+    pub fn rel<'k>(&self, key: &'k str) -> &'k str {
+        key.get(self.0.rel_at..).unwrap_or_default()
+    }
+
+    /// The file with this key.
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.0.root.join(self.rel(key))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalFile {
     /// Shared with the write that uploads it.
-    pub path: Arc<Path>,
+    pub at: InBuild,
     /// The object key: the prefix, then the path relative to the build folder.
-    pub key: String,
-    /// Where the relative path starts in `key` (one string for both: a site may have 100,000
-    /// files).
-    rel_at: usize,
+    pub key: Key,
     pub size: u64,
     pub sha256: [u8; 32],
+
     /// The sha256 of each upload part of a file over [`MULTIPART_THRESHOLD`], taken in the same
     /// read as the whole file's, so a large file is read once to hash and once to upload.
-    pub parts: Option<Arc<[[u8; 32]]>>,
+    pub parts: Option<PartSums>,
 }
 
 impl LocalFile {
-    /// A file of the build folder, not hashed yet.
-    pub fn new(path: PathBuf, prefix: &str, rel: &str, size: u64) -> LocalFile {
+    /// A file of the build folder `at`, not hashed yet.
+    pub fn new(at: &InBuild, prefix: &str, rel: &str, size: u64) -> LocalFile {
         LocalFile {
-            path: path.into(),
-            key: format!("{prefix}{rel}"),
-            rel_at: prefix.len(),
+            at: at.clone(),
+            key: format!("{prefix}{rel}").into(),
             size,
             sha256: [0; 32],
             parts: None,
@@ -61,7 +97,11 @@ impl LocalFile {
 
     /// The path relative to the build folder, with '/'.
     pub fn rel(&self) -> &str {
-        self.key.get(self.rel_at..).unwrap_or_default()
+        self.at.rel(&self.key)
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.at.path(&self.key)
     }
 }
 
@@ -347,6 +387,7 @@ pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, Sca
     let canon_root = root.canonicalize().map_err(io_at(root))?;
     let filter = Filter::new(opts)?;
     let (mut files, mut skipped, mut secrets) = (Vec::new(), Vec::new(), Vec::new());
+    let at = InBuild::new(root, opts.prefix.len());
 
     let mut walk = WalkDir::new(root)
         .follow_links(true)
@@ -394,10 +435,13 @@ pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, Sca
                     check_inside(&canon_root, entry.path())?;
                 }
                 let size = entry.metadata().map_err(walk_error)?.len();
-                let file = LocalFile::new(entry.into_path(), &opts.prefix, &rel, size);
+                let file = LocalFile::new(&at, &opts.prefix, &rel, size);
                 if file.key.len() > MAX_KEY_LEN {
                     let len = file.key.len();
-                    return Err(ScanError::KeyTooLong { key: file.key, len });
+                    return Err(ScanError::KeyTooLong {
+                        key: file.key.to_string(),
+                        len,
+                    });
                 }
                 files.push(file);
             }
@@ -413,9 +457,9 @@ pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, Sca
     }
     progress.walked(files.len(), files.iter().map(|f| f.size).sum());
     files.par_iter_mut().try_for_each(|f| {
-        let (whole, parts) = hash_listed(&f.path, f.size, progress)?;
+        let (whole, parts) = hash_listed(&f.path(), f.size, progress)?;
         f.sha256 = whole;
-        f.parts = parts.map(Into::into);
+        f.parts = parts.map(Arc::new);
         Ok::<_, ScanError>(())
     })?;
     files.sort_unstable_by(|a, b| a.key.cmp(&b.key));
@@ -426,14 +470,22 @@ pub fn scan(opts: &ScanOptions, progress: &dyn ScanProgress) -> Result<Scan, Sca
 /// Gives every file its key under another prefix (the scan ran before the prefix was known:
 /// it may come from the distribution's OriginPath).
 pub fn rekey(files: &mut [LocalFile], prefix: &str) -> Result<(), ScanError> {
+    let Some(first) = files.first() else {
+        return Ok(());
+    };
+    if first.at.0.rel_at == prefix.len() && first.key.starts_with(prefix) {
+        // Already there (the usual case): no new string per file.
+        return Ok(());
+    }
+    let at = InBuild::new(&first.at.0.root, prefix.len());
     for f in files.iter_mut() {
         let key = format!("{prefix}{}", f.rel());
         if key.len() > MAX_KEY_LEN {
             let len = key.len();
             return Err(ScanError::KeyTooLong { key, len });
         }
-        f.key = key;
-        f.rel_at = prefix.len();
+        f.key = key.into();
+        f.at = at.clone();
     }
     Ok(())
 }
@@ -550,11 +602,11 @@ mod tests {
     fn keys_are_prefix_plus_rel_sorted_by_key() {
         let dir = tree("index.html a/b/c.css a-b.js");
         let scan = run(dir.path(), |o| o.prefix = "site/".into()).unwrap();
-        let keys: Vec<_> = scan.files.iter().map(|f| f.key.as_str()).collect();
+        let keys: Vec<_> = scan.files.iter().map(|f| &*f.key).collect();
         assert_eq!(keys, ["site/a-b.js", "site/a/b/c.css", "site/index.html"]);
         let css = &scan.files[1];
         assert_eq!((css.rel(), css.size), ("a/b/c.css", 1));
-        assert_eq!(*css.path, *dir.path().join("a/b/c.css"));
+        assert_eq!(css.path(), dir.path().join("a/b/c.css"));
         assert_eq!(css.sha256, <[u8; 32]>::from(Sha256::digest(b"x")));
     }
 
@@ -682,7 +734,7 @@ mod tests {
             .files
             .iter()
             .all(|f| f.sha256 == scan.files[2].sha256 && f.size == 1));
-        assert_eq!(*scan.files[0].path, *dir.path().join("link.txt"));
+        assert_eq!(scan.files[0].path(), dir.path().join("link.txt"));
     }
 
     #[cfg(unix)]

@@ -28,14 +28,14 @@ pub fn markdown(ctx: &Context, done: &Executed, verified: Option<&Verified>) -> 
         .iter()
         .enumerate()
         .filter(|(i, w)| ok(*i) && matches!(w.source, Source::File(_)))
-        .map(|(_, w)| w.key.as_str())
+        .map(|(_, w)| &*w.key)
         .collect();
     let copies: Vec<&str> = plan
         .writes
         .iter()
         .enumerate()
         .filter(|(i, w)| ok(*i) && !matches!(w.source, Source::File(_)))
-        .map(|(_, w)| w.key.as_str())
+        .map(|(_, w)| &*w.key)
         .collect();
     let deleted: Vec<&str> = plan
         .deletes

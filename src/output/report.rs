@@ -150,11 +150,8 @@ pub fn dry_run(ctx: &Context, preview: &Executed, verbose: bool, local: &[Local]
     }
     if verbose {
         let written: std::collections::BTreeSet<&str> =
-            plan.writes.iter().map(|w| w.key.as_str()).collect();
-        for l in local
-            .iter()
-            .filter(|l| !written.contains(l.file.key.as_str()))
-        {
+            plan.writes.iter().map(|w| &*w.key).collect();
+        for l in local.iter().filter(|l| !written.contains(&*l.file.key)) {
             let _ = writeln!(out, "= {}", shown(&l.file.key));
         }
     } else if plan.unchanged > 0 {
@@ -517,7 +514,7 @@ pub fn document(ctx: &Context, result: &Executed, dry_run: bool, exit_code: u8) 
             .iter()
             .enumerate()
             .map(|(i, w)| UploadDoc {
-                key: w.key.clone(),
+                key: w.key.to_string(),
                 size: w.size,
                 reason: w.reason.as_str(),
                 method: match w.source {
@@ -586,6 +583,7 @@ mod tests {
     use super::*;
     use crate::decide::plan::{Delete, Outcomes, Plan, Write};
     use crate::local::headers::default_headers;
+    use crate::local::scan::InBuild;
 
     fn ctx() -> Context<'static> {
         Context {
@@ -602,7 +600,7 @@ mod tests {
     fn plan() -> Plan {
         let up = |key: &str, reason| Write {
             key: key.into(),
-            source: Source::File(Path::new(key).into()),
+            source: Source::File(InBuild::new(Path::new("/site"), 0)),
             size: 1024,
             sha256: [0; 32],
             parts: None,

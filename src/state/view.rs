@@ -69,13 +69,14 @@ pub type Changes = BTreeMap<String, Option<Entry>>;
 /// large deploy's settled state, which borrows its keys from the plan and makes the record of
 /// each write that landed as planned only when it is read.
 pub trait ChangeSet {
-    fn records(&self) -> impl Iterator<Item = (&String, Option<Cow<'_, Entry>>)>;
+    fn records(&self) -> impl Iterator<Item = (&str, Option<Cow<'_, Entry>>)>;
     fn has(&self, key: &str) -> bool;
 }
 
 impl ChangeSet for Changes {
-    fn records(&self) -> impl Iterator<Item = (&String, Option<Cow<'_, Entry>>)> {
-        self.iter().map(|(k, e)| (k, e.as_ref().map(Cow::Borrowed)))
+    fn records(&self) -> impl Iterator<Item = (&str, Option<Cow<'_, Entry>>)> {
+        self.iter()
+            .map(|(k, e)| (k.as_str(), e.as_ref().map(Cow::Borrowed)))
     }
 
     fn has(&self, key: &str) -> bool {
@@ -327,7 +328,7 @@ impl View {
             if self.same_as_base(key, new.as_deref()) {
                 delta.remove(key);
             } else {
-                delta.insert(key.clone(), new.map(Cow::into_owned));
+                delta.insert(key.to_string(), new.map(Cow::into_owned));
             }
         }
         delta
@@ -415,10 +416,12 @@ impl View {
         // Streamed twice (to count, then to encode): the records are never gathered.
         let all = || {
             let before = overlay(
-                self.base.iter().map(|(k, e)| (k, Some(Cow::Borrowed(e)))),
+                self.base
+                    .iter()
+                    .map(|(k, e)| (k.as_str(), Some(Cow::Borrowed(e)))),
                 self.delta
                     .iter()
-                    .map(|(k, e)| (k, e.as_ref().map(Cow::Borrowed))),
+                    .map(|(k, e)| (k.as_str(), e.as_ref().map(Cow::Borrowed))),
             );
             overlay(before, changes.records()).filter_map(|(k, e)| e.map(|e| (k, e)))
         };
@@ -452,19 +455,19 @@ impl View {
 }
 
 /// Base records overlaid with delta records (`None`: gone), in key order.
-fn merge<'a>(
-    base: impl Iterator<Item = (&'a String, Option<&'a Entry>)>,
-    delta: impl Iterator<Item = (&'a String, Option<&'a Entry>)>,
-) -> impl Iterator<Item = (&'a String, &'a Entry)> {
+fn merge<'a, K: Ord>(
+    base: impl Iterator<Item = (K, Option<&'a Entry>)>,
+    delta: impl Iterator<Item = (K, Option<&'a Entry>)>,
+) -> impl Iterator<Item = (K, &'a Entry)> {
     overlay(base, delta).filter_map(|(k, e)| e.map(|e| (k, e)))
 }
 
 /// Two key-ordered runs of records as one, in key order; where both hold a key, `top`'s record
 /// wins (`None`: gone). Streams: a large deploy's records are never gathered twice.
-fn overlay<'a, E>(
-    under: impl Iterator<Item = (&'a String, Option<E>)>,
-    top: impl Iterator<Item = (&'a String, Option<E>)>,
-) -> impl Iterator<Item = (&'a String, Option<E>)> {
+fn overlay<K: Ord, E>(
+    under: impl Iterator<Item = (K, Option<E>)>,
+    top: impl Iterator<Item = (K, Option<E>)>,
+) -> impl Iterator<Item = (K, Option<E>)> {
     let (mut under, mut top) = (under.peekable(), top.peekable());
     std::iter::from_fn(move || match (under.peek(), top.peek()) {
         (Some((u, _)), Some((t, _))) => match u.cmp(t) {
@@ -481,12 +484,12 @@ fn overlay<'a, E>(
 }
 
 /// Recomputes a chunk's counts, fingerprint and due dates from its records.
-fn summarize<'a>(c: &mut ChunkRef, records: impl Iterator<Item = (&'a String, &'a Entry)>) {
+fn summarize<'a>(c: &mut ChunkRef, records: impl Iterator<Item = (impl AsRef<str>, &'a Entry)>) {
     let mut print = Fingerprint::new();
     let (mut retired, mut kept, mut left): (Option<(i64, u64)>, Option<u64>, u64) = (None, None, 0);
     for (k, e) in records {
         match e.life {
-            Life::Live => print.add_entry(k, e),
+            Life::Live => print.add_entry(k.as_ref(), e),
             Life::Retired { since, seq } => {
                 retired = Some(match retired {
                     Some((s, q)) => (s.min(since), q.min(seq)),
@@ -513,10 +516,10 @@ pub fn chunk_size(n: usize) -> usize {
 }
 
 /// Encodes records (in key order) as a base: chunks of gzip JSON, one member each.
-pub fn build_base<'a>(
+pub fn build_base(
     layout: &Layout,
     count: usize,
-    records: impl Iterator<Item = (&'a String, impl Borrow<Entry>)>,
+    records: impl Iterator<Item = (impl AsRef<str>, impl Borrow<Entry>)>,
     extras: &[Vec<u8>],
 ) -> NewBase {
     let size = chunk_size(count);
@@ -524,12 +527,12 @@ pub fn build_base<'a>(
     let mut chunks = Vec::new();
     let mut records = records.peekable();
     while records.peek().is_some() {
-        let group: Vec<(&String, _)> = records.by_ref().take(size).collect();
+        let group: Vec<(_, _)> = records.by_ref().take(size).collect();
         let mut table = HeaderTable::default();
         let doc = ChunkDoc {
             entries: group
                 .iter()
-                .map(|(k, e)| ((*k).clone(), table.doc(e.borrow())))
+                .map(|(k, e)| (k.as_ref().to_string(), table.doc(e.borrow())))
                 .collect(),
             headers: Vec::new(),
         };
@@ -539,7 +542,10 @@ pub fn build_base<'a>(
         };
         let member = gzip_json(&doc);
         let mut c = ChunkRef {
-            last: group.last().map(|(k, _)| (*k).clone()).unwrap_or_default(),
+            last: group
+                .last()
+                .map(|(k, _)| k.as_ref().to_string())
+                .unwrap_or_default(),
             at: bytes.len() as u64,
             len: member.len() as u64,
             live: 0,
@@ -548,7 +554,7 @@ pub fn build_base<'a>(
             kept: None,
             left: 0,
         };
-        summarize(&mut c, group.iter().map(|(k, e)| (*k, e.borrow())));
+        summarize(&mut c, group.iter().map(|(k, e)| (k.as_ref(), e.borrow())));
         bytes.extend_from_slice(&member);
         chunks.push(c);
     }
