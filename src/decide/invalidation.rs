@@ -727,27 +727,35 @@ fn collapse(required: &[String], objects: &[Object], room: Limits) -> Option<Vec
         hi - lo
     };
 
-    let leaves: Vec<Rc<Rope>> = (0..outputs.len()).map(|r| Rc::new(Rope::One(r))).collect();
+    // A site may change 100,000 paths in as many folders: every table, leaf and list of
+    // children is made when needed and freed as soon as its parent has used it.
     let mut tables: Vec<Vec<Cell>> = vec![Vec::new(); nodes.len()];
     for v in (0..nodes.len()).rev() {
+        let kids = std::mem::take(&mut nodes[v].kids);
         let node = &nodes[v];
         let mut options: Vec<Cell> = Vec::new();
-        if !node.required {
-            let mut acc = vec![Cell {
-                wildcards: 0,
-                files: 0,
-                evicted: 0,
-                paths: Rc::new(Rope::Nil),
-            }];
-            for kid in &node.kids {
-                acc = match kid {
-                    Kid::Exact(r) => append_exact(acc, &leaves[*r], lim),
-                    Kid::Node(c) => join(&acc, &std::mem::take(&mut tables[*c]), lim),
-                };
-                if acc.is_empty() {
-                    break;
-                }
+        let mut acc = vec![Cell {
+            wildcards: 0,
+            files: 0,
+            evicted: 0,
+            paths: Rc::new(Rope::Nil),
+        }];
+        for kid in &kids {
+            // Each child's table is taken even when it is of no more use (a required
+            // wildcard here, or no combination left within the limits).
+            let table = match kid {
+                Kid::Node(c) => std::mem::take(&mut tables[*c]),
+                Kid::Exact(_) => Vec::new(),
+            };
+            if node.required || acc.is_empty() {
+                continue;
             }
+            acc = match kid {
+                Kid::Exact(r) => append_exact(acc, &Rc::new(Rope::One(*r)), lim),
+                Kid::Node(_) => join(&acc, &table, lim),
+            };
+        }
+        if !node.required {
             options = acc;
         }
         let root = v == 0;
@@ -757,7 +765,7 @@ fn collapse(required: &[String], objects: &[Object], room: Limits) -> Option<Vec
                     wildcards: 1,
                     files: 0,
                     evicted: evicted_by(node.prefix),
-                    paths: Rc::clone(&leaves[r]),
+                    paths: Rc::new(Rope::One(r)),
                 });
             }
         }
