@@ -624,6 +624,52 @@ enum Kid {
     Exact(usize),
 }
 
+/// A path the answer can contain: its text, and whether a `*` follows it. Ordered as the path
+/// itself would be, without making the string.
+#[derive(Clone, Copy, Debug)]
+struct Output<'a>(&'a str, bool);
+
+impl PartialEq for Output<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Output<'_> {}
+
+impl Output<'_> {
+    fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        self.0.bytes().chain(self.1.then_some(b'*'))
+    }
+}
+
+impl Ord for Output<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
+        let n = a.len().min(b.len());
+        // The texts decide unless one is a prefix of the other; then the short tails do.
+        a[..n]
+            .cmp(&b[..n])
+            .then_with(|| self.bytes().skip(n).cmp(other.bytes().skip(n)))
+    }
+}
+
+impl PartialOrd for Output<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Display for Output<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)?;
+        if self.1 {
+            f.write_str("*")?;
+        }
+        Ok(())
+    }
+}
+
 struct Node<'a> {
     prefix: &'a str,
     required: bool,
@@ -671,14 +717,15 @@ fn collapse(required: &[String], objects: &[Object], room: Limits) -> Option<Vec
     }
 
     // Every string the answer can contain, sorted: a path list is a sequence of their ranks.
-    let mut outputs: Vec<String> = candidates
+    // Borrowed, a wildcard as its body: a first deploy may need 100,000 exact paths.
+    let mut outputs: Vec<Output> = candidates
         .keys()
-        .map(|c| format!("{c}*"))
-        .chain(exact.iter().map(|p| p.to_string()))
+        .map(|c| Output(c, true))
+        .chain(exact.iter().map(|p| Output(p, false)))
         .collect();
     outputs.sort_unstable();
     outputs.dedup();
-    let rank = |s: &str| outputs.binary_search_by(|o| o.as_str().cmp(s)).ok();
+    let rank = |o: Output| outputs.binary_search(&o).ok();
 
     // The trie, nodes in sorted (pre-)order; a candidate sorts before an exact path with the
     // same text, so that the path falls under the wildcard that covers it.
@@ -698,7 +745,7 @@ fn collapse(required: &[String], objects: &[Object], room: Limits) -> Option<Vec
             stack.pop();
         }
         let kid = if is_exact {
-            Kid::Exact(rank(text)?)
+            Kid::Exact(rank(Output(text, false))?)
         } else {
             nodes.push(Node {
                 prefix: text,
@@ -715,13 +762,20 @@ fn collapse(required: &[String], objects: &[Object], room: Limits) -> Option<Vec
         }
     }
 
+    for node in &mut nodes {
+        node.kids.shrink_to_fit();
+    }
+    drop(candidates);
+
     // Unchanged objects whose eviction depends on the choice of wildcards.
-    let claimed: HashSet<&str> = exact.iter().copied().collect();
-    let free: Vec<&str> = objects
-        .iter()
-        .filter(|o| !aliases(&o.main).iter().any(|a| claimed.contains(a)))
-        .map(|o| o.main.as_str())
-        .collect();
+    let free: Vec<&str> = {
+        let claimed: HashSet<&str> = exact.iter().copied().collect();
+        objects
+            .iter()
+            .filter(|o| !aliases(&o.main).iter().any(|a| claimed.contains(a)))
+            .map(|o| o.main.as_str())
+            .collect()
+    };
     let evicted_by = |prefix: &str| {
         let (lo, hi) = prefix_range(&free, |m| m, prefix);
         hi - lo
@@ -760,7 +814,7 @@ fn collapse(required: &[String], objects: &[Object], room: Limits) -> Option<Vec
         }
         let root = v == 0;
         if (!root || node.required) && lim.wildcards >= 1 {
-            if let Some(r) = rank(&format!("{}*", node.prefix)) {
+            if let Some(r) = rank(Output(node.prefix, true)) {
                 options.push(Cell {
                     wildcards: 1,
                     files: 0,
@@ -789,7 +843,7 @@ fn collapse(required: &[String], objects: &[Object], room: Limits) -> Option<Vec
     Some(
         ranks(&best.paths)
             .into_iter()
-            .filter_map(|r| outputs.get(r).cloned())
+            .filter_map(|r| outputs.get(r).map(ToString::to_string))
             .collect(),
     )
 }
@@ -839,6 +893,26 @@ mod tests {
         match plan(dist, input) {
             Ok(Some(b)) => b,
             other => panic!("expected a batch, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn outputs_sort_as_their_paths() {
+        let texts = [
+            "/", "/a", "/a/", "/a*", "/a/b", "/a)", "/a+", "/b", "/a/b/", "",
+        ];
+        let all: Vec<Output> = texts
+            .iter()
+            .flat_map(|t| [Output(t, false), Output(t, true)])
+            .collect();
+        for x in &all {
+            for y in &all {
+                assert_eq!(
+                    x.cmp(y),
+                    x.to_string().cmp(&y.to_string()),
+                    "{x} against {y}"
+                );
+            }
         }
     }
 
