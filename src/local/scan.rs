@@ -611,6 +611,26 @@ mod tests {
     }
 
     #[test]
+    fn rekeyed_files_keep_their_paths() {
+        let dir = tree("index.html a/b/c.css");
+        let mut files = run(dir.path(), |_| {}).unwrap().files;
+        let before: Vec<*const u8> = files.iter().map(|f| f.key.as_ptr()).collect();
+        rekey(&mut files, "").unwrap();
+        let same: Vec<*const u8> = files.iter().map(|f| f.key.as_ptr()).collect();
+        assert_eq!(before, same, "the same prefix makes no new keys");
+
+        rekey(&mut files, "live/").unwrap();
+        let keys: Vec<_> = files.iter().map(|f| &*f.key).collect();
+        assert_eq!(keys, ["live/a/b/c.css", "live/index.html"]);
+        assert_eq!(files[0].rel(), "a/b/c.css");
+        assert_eq!(files[0].path(), dir.path().join("a/b/c.css"));
+        assert_eq!(
+            files[1].at.path("live/index.html"),
+            dir.path().join("index.html")
+        );
+    }
+
+    #[test]
     fn non_ascii_and_space_names_keep_their_bytes() {
         let names = ["blog/café/index.html", "my file.txt", "nfd/cafe\u{301}.txt"];
         let dir = tree("");
