@@ -77,7 +77,6 @@ pub struct LocalFile {
     pub key: Key,
     pub size: u64,
     pub sha256: [u8; 32],
-
     /// The sha256 of each upload part of a file over [`MULTIPART_THRESHOLD`], taken in the same
     /// read as the whole file's, so a large file is read once to hash and once to upload.
     pub parts: Option<PartSums>,
@@ -474,7 +473,8 @@ pub fn rekey(files: &mut [LocalFile], prefix: &str) -> Result<(), ScanError> {
         return Ok(());
     };
     if first.at.0.rel_at == prefix.len() && first.key.starts_with(prefix) {
-        // Already there (the usual case): no new string per file.
+        // Already there (the usual case; a scan gives every file the same prefix): no new
+        // string per file.
         return Ok(());
     }
     let at = InBuild::new(&first.at.0.root, prefix.len());
