@@ -341,12 +341,15 @@ fn check_links(
     let sources: Vec<Page> = plan
         .writes
         .iter()
-        .filter(|w| matches!(w.source, crate::decide::plan::Source::File(_)))
-        .filter_map(|w| {
-            let rel = w.key.strip_prefix(prefix.as_str()).unwrap_or(&w.key);
+        .filter_map(|w| match &w.source {
+            crate::decide::plan::Source::File(at) => Some((w, at)),
+            _ => None,
+        })
+        .filter_map(|(w, at)| {
+            let rel = at.rel(&w.key);
             let css = crate::local::headers::is_css(rel);
             (css || w.html).then_some(Page {
-                root: &settings.dir,
+                root: at.root(),
                 rel,
                 css,
             })

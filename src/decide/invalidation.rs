@@ -762,9 +762,6 @@ fn collapse(required: &[String], objects: &[Object], room: Limits) -> Option<Vec
         }
     }
 
-    for node in &mut nodes {
-        node.kids.shrink_to_fit();
-    }
     drop(candidates);
 
     // Unchanged objects whose eviction depends on the choice of wildcards.
@@ -787,30 +784,30 @@ fn collapse(required: &[String], objects: &[Object], room: Limits) -> Option<Vec
     for v in (0..nodes.len()).rev() {
         let kids = std::mem::take(&mut nodes[v].kids);
         let node = &nodes[v];
-        let mut options: Vec<Cell> = Vec::new();
-        let mut acc = vec![Cell {
-            wildcards: 0,
-            files: 0,
-            evicted: 0,
-            paths: Rc::new(Rope::Nil),
-        }];
+        // A required wildcard covers the whole subtree: no combination of the children.
+        let mut options: Vec<Cell> = if node.required {
+            Vec::new()
+        } else {
+            vec![Cell {
+                wildcards: 0,
+                files: 0,
+                evicted: 0,
+                paths: Rc::new(Rope::Nil),
+            }]
+        };
         for kid in &kids {
-            // Each child's table is taken even when it is of no more use (a required
-            // wildcard here, or no combination left within the limits).
+            // Each child's table is taken even when it is of no more use, so that it is freed.
             let table = match kid {
                 Kid::Node(c) => std::mem::take(&mut tables[*c]),
                 Kid::Exact(_) => Vec::new(),
             };
-            if node.required || acc.is_empty() {
+            if options.is_empty() {
                 continue;
             }
-            acc = match kid {
-                Kid::Exact(r) => append_exact(acc, &Rc::new(Rope::One(*r)), lim),
-                Kid::Node(_) => join(&acc, &table, lim),
+            options = match kid {
+                Kid::Exact(r) => append_exact(options, &Rc::new(Rope::One(*r)), lim),
+                Kid::Node(_) => join(&options, &table, lim),
             };
-        }
-        if !node.required {
-            options = acc;
         }
         let root = v == 0;
         if (!root || node.required) && lim.wildcards >= 1 {

@@ -58,6 +58,10 @@ impl InBuild {
         }))
     }
 
+    pub fn root(&self) -> &Path {
+        &self.0.root
+    }
+
     /// The path relative to the build folder, with '/', of the file with this key.
     pub fn rel<'k>(&self, key: &'k str) -> &'k str {
         key.get(self.0.rel_at..).unwrap_or_default()
