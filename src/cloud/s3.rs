@@ -523,17 +523,15 @@ impl Bucket for S3Bucket {
         cancel: &Cancel,
     ) -> Result<Option<String>, BucketError> {
         match &write.source {
-            Source::File(at) if write.headers.gzip => {
-                self.put_gzip(write, &at.path(&write.key), progress, cancel)
-                    .await
-            }
-            Source::File(at) if write.size > MULTIPART_THRESHOLD => {
-                self.put_multipart(write, &at.path(&write.key), progress, cancel)
-                    .await
-            }
             Source::File(at) => {
-                self.put_file(write, &at.path(&write.key), progress, cancel)
-                    .await
+                let path = at.path(&write.key);
+                if write.headers.gzip {
+                    self.put_gzip(write, &path, progress, cancel).await
+                } else if write.size > MULTIPART_THRESHOLD {
+                    self.put_multipart(write, &path, progress, cancel).await
+                } else {
+                    self.put_file(write, &path, progress, cancel).await
+                }
             }
             Source::Restyle => self.copy(write, &write.key, None, cancel).await,
             Source::Copy(c) => {
